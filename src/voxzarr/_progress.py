@@ -1,11 +1,18 @@
-"""Progress bars for dask computations (tqdm), switched off in CI and when asked."""
+"""Progress bars for dask computations (tqdm), switched off in CI and when asked.
+
+On the local schedulers a dask callback counts tasks; when a ``dask.distributed`` client is
+the active scheduler, a scheduler plugin (:mod:`voxzarr._dprogress`) counts the tasks this
+client submitted and a thread polls it, so ``--scheduler`` runs show the same bar.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from dask.callbacks import Callback
 from tqdm.auto import tqdm
@@ -39,11 +46,67 @@ class _TqdmCallback(Callback):
             self._bar.close()
 
 
+#: seconds between polls of the scheduler's task counts
+_POLL_S = 0.5
+
+
+@contextmanager
+def _cluster_bar(client: Any, desc: str, poll_s: float = _POLL_S) -> Iterator[tqdm]:
+    """A bar fed by the cluster scheduler's count of this client's tasks."""
+    from ._dprogress import TaskCounter, counts
+
+    me = client.id
+    bar = tqdm(total=0, desc=desc, unit="task", leave=False)
+    try:
+        client.register_plugin(TaskCounter())  # idempotent: one counter per scheduler
+        start_total, start_done = client.run_on_scheduler(counts, client=me)
+    except Exception as exc:  # e.g. a scheduler without voxzarr installed: work goes on
+        bar.write(f"{desc}: no progress from this cluster ({type(exc).__name__})")
+        bar.close()
+        yield bar
+        return
+    stop = threading.Event()
+
+    def update() -> None:
+        total, done = client.run_on_scheduler(counts, client=me)
+        bar.total = max(total - start_total, 0)
+        bar.n = min(max(done - start_done, 0), bar.total)
+        bar.refresh()
+
+    def poll() -> None:
+        while not stop.wait(poll_s):
+            try:
+                update()
+            except Exception:  # a bar must never break the work it shows
+                return
+
+    thread = threading.Thread(target=poll, name="voxzarr-progress", daemon=True)
+    thread.start()
+    try:
+        yield bar
+    finally:
+        stop.set()
+        thread.join()
+        try:
+            update()
+        except Exception:
+            pass
+        bar.close()
+
+
 @contextmanager
 def progress(desc: str, enabled: bool | None = None) -> Iterator[None]:
-    """Show a tqdm bar for dask computations on the local schedulers run inside the block."""
+    """Show a tqdm bar for the dask computations run inside the block, on the local
+    schedulers or on the active ``dask.distributed`` client's cluster."""
     if not want_progress(enabled):
         yield
+        return
+    from .convert._pool import current_client
+
+    client = current_client()
+    if client is not None:
+        with _cluster_bar(client, desc):
+            yield
         return
     with _TqdmCallback(desc):
         yield
