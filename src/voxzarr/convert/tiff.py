@@ -24,6 +24,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 import tifffile
+import zarr
 from dask.base import tokenize
 
 from ..errors import ConversionError
@@ -38,6 +39,9 @@ AXIS_MAP: dict[str, str] = {"T": "t", "C": "c", "S": "c", "Z": "z", "Y": "y", "X
                             "Q": "?", "I": "?"}
 TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8", ".tf2")
 
+#: pages at least this large are read by region (memory map or segments), not whole
+PAGE_REGION_BYTES = 16 << 20
+
 # TIFF ResolutionUnit values whose length is known, in micrometres (INCH means print dpi)
 _RESUNIT_UM = {3: 1e4, 4: 1e3, 5: 1.0}
 
@@ -46,7 +50,8 @@ _RESUNIT_UM = {3: 1e4, 4: 1e3, 5: 1.0}
 class TiffPages:
     """Array-like view of one TIFF series that reads only the pages a slice touches.
 
-    Leading (page) axes are addressed by page index; the in-page axes are always read whole.
+    Leading (page) axes are addressed by page index; a part of a large page is read by
+    region (see :func:`page_part`), a small page is decoded whole.
     Each thread opens its own :class:`tifffile.TiffFile`; the object pickles to its
     (absolute) path, so it can travel to ``dask.distributed`` workers. A page that cannot be
     read or decoded raises :class:`~voxzarr.errors.ConversionError` naming file and region.
@@ -110,6 +115,8 @@ def read_region(tif: tifffile.TiffFile, series: int, shape: tuple[int, ...], n_p
     if math.prod(out_lead) == 0:
         return np.zeros(out_lead + shape[npa:], tif.series[series].dtype)[inner]
     if not npa:
+        if len(tif.series[series].pages) == 1:  # one page: read just the region
+            return page_part(tif, series, 0, shape, tuple(key))
         return np.asarray(tif.asarray(series=series)).reshape(shape)[inner]
     grid = np.meshgrid(*[np.asarray(r) for r in ranges], indexing="ij")
     pages = np.ravel_multi_index(grid, lead_shape).ravel()
@@ -118,13 +125,38 @@ def read_region(tif: tifffile.TiffFile, series: int, shape: tuple[int, ...], n_p
     if all(k == slice(0, n) for k, n in zip(crop, page_shape, strict=True)):
         arr = tif.asarray(key=[int(p) for p in pages], series=series)
         return np.asarray(arr).reshape(out_lead + page_shape)
-    # part of each page: decode one page at a time and keep only the part asked for
-    first = np.asarray(tif.asarray(key=int(pages[0]), series=series)).reshape(page_shape)
-    out = np.empty((pages.size, *first[crop].shape), first.dtype)
-    out[0] = first[crop]
-    for i, p in enumerate(pages[1:], start=1):
-        out[i] = np.asarray(tif.asarray(key=int(p), series=series)).reshape(page_shape)[crop]
+    # part of each page: one page at a time, keeping only the part asked for
+    out = np.empty((pages.size, *(len(range(*k.indices(n))) for k, n in
+                                  zip(crop, page_shape, strict=True))),
+                   tif.series[series].dtype)
+    for i, p in enumerate(pages):
+        out[i] = page_part(tif, series, int(p), page_shape, crop)
     return out.reshape(out_lead + out.shape[1:])
+
+
+def page_part(tif: tifffile.TiffFile, series: int, index: int, page_shape: tuple[int, ...],
+              crop: tuple[slice, ...]) -> np.ndarray:
+    """``crop`` of page ``index`` of a series, without decoding all of a large page.
+
+    A large uncompressed contiguous page is memory-mapped, so only the bytes of ``crop`` are
+    read; a large page stored in several strips or tiles is read through tifffile's zarr view
+    of the page, which decodes only the segments ``crop`` touches. Small pages (and pages in
+    one compressed segment) are decoded whole, which is cheapest there.
+    """
+    dtype = tif.series[series].dtype
+    if math.prod(page_shape) * dtype.itemsize >= PAGE_REGION_BYTES:
+        page = tif.series[series].pages[index]
+        full = page if isinstance(page, tifffile.TiffPage) else page.aspage()
+        if full.is_memmappable and tif.filehandle.is_file:
+            mm = np.memmap(tif.filehandle.path, dtype=np.dtype(tif.byteorder + dtype.char),
+                           mode="r", offset=full.dataoffsets[0], shape=math.prod(page_shape))
+            return np.array(mm.reshape(page_shape)[crop], dtype=dtype)  # a copy: mm closes
+        if len(full.dataoffsets) > 1:
+            z = zarr.open_array(page.aszarr(), mode="r")
+            if tuple(z.shape) == tuple(page_shape):
+                return np.asarray(z[crop], dtype=dtype)
+    whole = np.asarray(tif.asarray(key=index, series=series)).reshape(page_shape)
+    return whole[crop]
 
 
 def _close_all(handles: list[tifffile.TiffFile]) -> None:

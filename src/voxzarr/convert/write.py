@@ -38,7 +38,7 @@ def write_unit(dims: tuple[str, ...], shape: tuple[int, ...], chunks: Any,
 
 
 def task_chunks(src_chunks: tuple[tuple[int, ...], ...], unit: tuple[int, ...],
-                itemsize: int, budget: int = TASK_BYTES) -> tuple[int, ...]:
+                itemsize: int, budget: int | None = None) -> tuple[int, ...]:
     """Dask chunk shape for writing: whole multiples of ``unit`` (the shard or chunk), or
     the whole axis.
 
@@ -47,6 +47,7 @@ def task_chunks(src_chunks: tuple[tuple[int, ...], ...], unit: tuple[int, ...],
     larger than one unit then shrink, largest first, until a task holds at most ``budget``
     bytes (never below one unit).
     """
+    budget = TASK_BYTES if budget is None else budget
     target = []
     for c, u in zip(src_chunks, unit, strict=True):
         n = sum(c)
