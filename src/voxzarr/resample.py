@@ -66,6 +66,14 @@ def anti_alias_sigma(factor: float) -> float:
     return max(0.0, (float(factor) - 1.0) / 2.0)
 
 
+def pull_reduction(matrix: np.ndarray, tol: float = 1e-9) -> list[float]:
+    """Per input axis, how many input voxels one output step spans: the row norms of the
+    output-to-input map ``matrix`` (voxel units), with values within ``tol`` of 1 (rounding
+    in a rotation) taken as exactly 1."""
+    norms = np.sqrt((np.asarray(matrix, dtype=np.float64) ** 2).sum(axis=1))
+    return [1.0 if abs(k - 1.0) <= tol else float(k) for k in norms]
+
+
 def _positive(value: Any, field: str) -> float:
     try:
         v = float(value)
@@ -372,7 +380,7 @@ def _snap(x: np.ndarray, bits: int = 20, tol: float = 1e-10) -> np.ndarray:
 def _pull(obj: xr.DataArray, geo: Geometry, a_pull: np.ndarray, b_pull: np.ndarray,
           grid: tuple[list[int], np.ndarray, np.ndarray], order: int, mode: str, cval: float,
           prefilter: bool, device: str, chunks: Any, labels: bool | None,
-          max_bytes: int | str | None) -> xr.DataArray:
+          max_bytes: int | str | None, anti_alias: bool = False) -> xr.DataArray:
     """Resample onto ``grid`` where output physical ``p`` reads input ``a_pull p + b_pull``."""
     spatial = geo.spatial_dims
     shape_sp, s_out, t_out = grid
@@ -391,11 +399,20 @@ def _pull(obj: xr.DataArray, geo: Geometry, a_pull: np.ndarray, b_pull: np.ndarr
         shape[p] = int(n)
     if _is_labels(obj, labels):
         order = 0
+    sigma = np.zeros(nd)
+    if anti_alias and order >= 1:
+        sigma[pos] = [anti_alias_sigma(k) for k in pull_reduction(m_sp)]
     _check_size(shape, np.dtype(obj.dtype), chunks, max_bytes)
     data, was_gpu = _run_on(device, _dask_data(obj))
-    out = ndinterp.affine_transform(
-        data, matrix, offset, shape, order, _out_chunks(chunks, geo.dims, shape, data),
-        mode=mode, cval=cval, prefilter=prefilter, output=obj.dtype)
+    out_chunks = _out_chunks(chunks, geo.dims, shape, data)
+    if sigma.any():
+        out = ndinterp.smoothed_affine(data, matrix, offset, shape, order, out_chunks,
+                                       mode=mode, cval=cval, prefilter=prefilter,
+                                       output=obj.dtype, sigma=sigma.tolist())
+    else:
+        out = ndinterp.affine_transform(data, matrix, offset, shape, order, out_chunks,
+                                        mode=mode, cval=cval, prefilter=prefilter,
+                                        output=obj.dtype)
     return _wrap(obj, geo, out, dict(zip(spatial, s_out.tolist(), strict=True)),
                  dict(zip(spatial, t_out.tolist(), strict=True)), was_gpu)
 
@@ -409,6 +426,7 @@ def affine(
     mode: str = "constant",
     cval: float = 0.0,
     prefilter: bool = True,
+    anti_alias: bool = True,
     device: str = "auto",
     chunks: Any = None,
     labels: bool | None = None,
@@ -430,6 +448,12 @@ def affine(
     order, mode, cval, prefilter
         Interpolation as in :func:`voxzarr.ndinterp.affine_transform`; ``mode`` defaults to
         ``constant`` with ``cval=0`` (the grid usually reaches past the data).
+    anti_alias
+        Gaussian pre-smoothing of input axes the output samples more coarsely: with ``M``
+        the output-to-input map in voxel units, input axis ``i`` is reduced by
+        ``k_i = |M[i, :]|`` (the norm of its row: how many input voxels along ``i`` one
+        output step spans), smoothed with ``sigma = (k_i - 1) / 2`` when ``k_i > 1``, as
+        :func:`resample` does. Rotations and upsampling are left untouched.
     device, chunks, labels, max_bytes
         As for :func:`resample`.
     """
@@ -440,7 +464,7 @@ def affine(
     corners = _extent_corners(geo, spatial) @ a.T + b
     grid = _grid_from(output_grid, geo, spatial, corners)
     return _pull(obj, geo, a_inv, -a_inv @ b, grid, order, mode, cval, prefilter, device,
-                 chunks, labels, max_bytes)
+                 chunks, labels, max_bytes, anti_alias)
 
 
 def rotate(
@@ -453,6 +477,7 @@ def rotate(
     mode: str = "constant",
     cval: float = 0.0,
     prefilter: bool = True,
+    anti_alias: bool = True,
     device: str = "auto",
     chunks: Any = None,
     labels: bool | None = None,
@@ -464,7 +489,9 @@ def rotate(
     sense of rotation is scipy's: with equal voxel sizes and ``reshape=False`` the result
     equals ``scipy.ndimage.rotate(data, angle, axes=(i, j), reshape=False)`` with ``i, j``
     the positions of ``axes``. ``reshape=True`` grows the grid (same voxel size) to hold
-    the whole rotated image; ``False`` keeps the input grid.
+    the whole rotated image; ``False`` keeps the input grid. With anisotropic voxels a
+    rotation out of the fine plane samples the fine axis more coarsely; ``anti_alias``
+    smooths it first, as in :func:`affine`. Other keywords as for :func:`affine`.
     """
     obj, geo = _image(obj)
     names = tuple(axes)
@@ -486,4 +513,4 @@ def rotate(
     else:
         grid = _grid_from(obj, geo, spatial, np.zeros((1, len(spatial))))
     return _pull(obj, geo, a_pull, b_pull, grid, order, mode, cval, prefilter, device,
-                 chunks, labels, max_bytes)
+                 chunks, labels, max_bytes, anti_alias)
