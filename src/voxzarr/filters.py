@@ -9,6 +9,8 @@ result. With the exact radius this equals filtering the whole image, bit for bit
 On the CPU, separable filters (Gaussian family, uniform) drop the rows of an axis outside
 the core right after filtering along it, so later passes do not compute halo voxels that are
 then thrown away; the operations per kept voxel are scipy's own, so results do not change.
+Gaussian passes run compiled (:mod:`voxzarr._kernels`, numba) where covered: only the kept
+rows are computed, with scipy's arithmetic, bit for bit.
 
 Blocks come from the stored halo (:mod:`voxzarr.halo`, one read per chunk) when the image was
 opened from a store that has a fresh, deep enough halo, else from neighbouring chunks gathered
@@ -40,7 +42,7 @@ import numpy as np
 import scipy.ndimage as sndi
 import xarray as xr
 
-from . import _xp
+from . import _kernels, _xp
 from .coords import SPATIAL, geometry
 from .errors import HaloError, StaleHaloError, VoxzarrError
 
@@ -221,10 +223,10 @@ def _gauss_kept(x: np.ndarray, sigma: Sequence[float], order: Sequence[int], mod
     for axis in range(x.ndim):
         if sigma[axis] <= 1e-15:  # scipy skips the axis
             continue
-        kw = {} if radius is None else {"radius": radius[axis]}
-        cur = sndi.gaussian_filter1d(cur, sigma[axis], axis, order[axis], mode=mode,
-                                     cval=cval, truncate=truncate, **kw)
-        cur = _axis_crop(cur, axis, keep[axis])
+        # compiled where covered (computes only the kept rows), else scipy then cropped
+        cur = _kernels.gaussian1d_kept(cur, sigma[axis], axis, order[axis], mode, cval,
+                                       truncate, None if radius is None else radius[axis],
+                                       keep[axis])
         passed[axis] = True
     if not any(passed):
         return np.array(x[keep])  # scipy copies the input
