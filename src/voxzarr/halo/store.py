@@ -9,8 +9,13 @@ is used only while its own ``generation`` equals the image's.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
+import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,10 +55,13 @@ def open_image_group(location: Any, *, writable: bool = False,
                      storage_options: dict | None = None) -> tuple[zarr.Group, str]:
     """The NGFF image group at ``location`` (a path, URL, store or group) and a display path."""
     if isinstance(location, zarr.Group):
-        group = location
-        if writable and group.store.read_only:
-            group = zarr.open_group(group.store.with_read_only(False), path=group.path,
-                                    mode="r+")
+        # Reopened, never used as given: zarr caches attributes at open, and a group kept
+        # from an earlier open_image would hold the generation of that moment, so a halo
+        # gone stale since (pixels written, generation bumped) would pass as fresh.
+        store = location.store
+        if writable and store.read_only:
+            store = store.with_read_only(False)
+        group = zarr.open_group(store, path=location.path, mode="r+" if writable else "r")
         return resolve_image_group(group, location=f"{group.store}/{group.path}")
     if not writable:
         return resolve_image_group(_store.open_root(location, storage_options=storage_options),
@@ -98,6 +106,55 @@ def _update_voxzarr_attrs(node: zarr.Group | zarr.Array, **values: Any) -> None:
     node.attrs.update({_KEY: {**_voxzarr_attrs(node), **values}})
 
 
+# --------------------------------------------------------------------------- writer lock
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def image_lock(group: zarr.Group) -> Iterator[zarr.Group]:
+    """Hold the image's writer lock; yields the group re-read under the lock.
+
+    Every change of the generation (:func:`write_region`, :func:`write_halo`,
+    :func:`bump_generation`) is a read-modify-write of the group's attributes followed by
+    halo blocks and a stamp. Two of them running at once lose an increment (two writes get
+    one generation) or let one write's halo rebuild land after another's and be stamped
+    fresh: a silently stale halo. So they are serialized per image: a thread lock in this
+    process, and for local stores also an exclusive ``flock`` on a lock file in the system
+    temporary folder (named from the image's real path, so nothing is added to the store),
+    which serializes processes on this host. Writers on several hosts (shared filesystems,
+    object stores) must be serialized by the caller.
+
+    The group is reopened inside the lock because zarr caches attributes at open: the
+    generation must be read after the previous writer released the lock.
+    """
+    store = group.store
+    while isinstance(store, zarr.storage.WrapperStore):
+        store = store._store
+    root = _store.local_path(store) if isinstance(store, zarr.storage.LocalStore) else None
+    # memory stores print as memory://<id of their contents>, remote ones as their URL
+    key = os.path.realpath(root / group.path) if root is not None else f"{store}/{group.path}"
+    with _LOCKS_GUARD:
+        lock = _LOCKS.setdefault(key, threading.Lock())
+    with lock:
+        fd = None
+        if root is not None:
+            try:
+                import fcntl
+            except ImportError:  # not POSIX: threads of this process only
+                fcntl = None  # type: ignore[assignment]
+            if fcntl is not None:
+                digest = hashlib.sha256(key.encode()).hexdigest()[:24]
+                fd = os.open(os.path.join(tempfile.gettempdir(), f"voxzarr-{digest}.lock"),
+                             os.O_RDWR | os.O_CREAT, 0o666)
+                fcntl.flock(fd, fcntl.LOCK_EX)  # released by closing fd, even on a crash
+        try:
+            yield zarr.open_group(group.store, path=group.path, mode="r+")
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+
 def image_generation(group: zarr.Group, where: str = "") -> int:
     """The image's generation number (0 when the image never recorded one)."""
     gen = _voxzarr_attrs(group).get("generation", 0)
@@ -114,8 +171,9 @@ def bump_generation(location: Any, *, storage_options: dict | None = None) -> in
     :func:`write_region`. Returns the new generation.
     """
     group, where = open_image_group(location, writable=True, storage_options=storage_options)
-    new = image_generation(group, where) + 1
-    _update_voxzarr_attrs(group, generation=new)
+    with image_lock(group) as group:
+        new = image_generation(group, where) + 1
+        _update_voxzarr_attrs(group, generation=new)
     return new
 
 
@@ -389,31 +447,34 @@ def write_halo(
             raise HaloError(f"the image {tuple(obj.dims)} {tuple(obj.shape)} is not one "
                             f"stored here ({ms.dims}, level shapes {shapes})",
                             path=where, field="obj")
-    gen = image_generation(group, where)
-    if "generation" not in _voxzarr_attrs(group):
-        _update_voxzarr_attrs(group, generation=gen)
-    hg = _halo_group(group)
-    if hg is None:
-        hg = group.create_group(HALO_GROUP)
-    for path, src, dvec, per, core in plans:
-        meta = HaloMeta(source_level=path, dims=ms.dims, shape=tuple(src.shape),
-                        core_chunks=core, depth=dvec, periodic=per, generation=gen,
-                        dtype=str(src.dtype), source_chunks=tuple(src.chunks))
-        layout = meta.layout
-        kwargs: dict[str, Any] = dict(
-            name=path, shape=layout.stored_shape, chunks=layout.block_shape, dtype=src.dtype,
-            fill_value=0, compressors=src.compressors, overwrite=True,
-        )
-        if group.metadata.zarr_format == 3:
-            kwargs["dimension_names"] = list(ms.dims)
-        else:
-            kwargs["chunk_key_encoding"] = {"name": "v2", "separator": "/"}
-        harr = hg.create_array(**kwargs)  # no metadata yet: incomplete until stamped
-        build_blocks(src, harr, layout, list(layout.blocks()), desc=f"halo level {path}",
-                     progress_bar=progress_bar)
-        harr.attrs.update({_KEY: meta.to_dict()})  # metadata last
-        done = sorted(set(_voxzarr_attrs(hg).get("levels", [])) | {path})
-        _update_voxzarr_attrs(hg, layout="halo", version=LAYOUT_VERSION, levels=done)
+    # serialized with region writes (see image_lock): a write landing between reading the
+    # generation and stamping it must not leave a halo built from older pixels stamped fresh
+    with image_lock(group) as group:
+        gen = image_generation(group, where)
+        if "generation" not in _voxzarr_attrs(group):
+            _update_voxzarr_attrs(group, generation=gen)
+        hg = _halo_group(group)
+        if hg is None:
+            hg = group.create_group(HALO_GROUP)
+        for path, src, dvec, per, core in plans:
+            meta = HaloMeta(source_level=path, dims=ms.dims, shape=tuple(src.shape),
+                            core_chunks=core, depth=dvec, periodic=per, generation=gen,
+                            dtype=str(src.dtype), source_chunks=tuple(src.chunks))
+            layout = meta.layout
+            kwargs: dict[str, Any] = dict(
+                name=path, shape=layout.stored_shape, chunks=layout.block_shape, dtype=src.dtype,
+                fill_value=0, compressors=src.compressors, overwrite=True,
+            )
+            if group.metadata.zarr_format == 3:
+                kwargs["dimension_names"] = list(ms.dims)
+            else:
+                kwargs["chunk_key_encoding"] = {"name": "v2", "separator": "/"}
+            harr = hg.create_array(**kwargs)  # no metadata yet: incomplete until stamped
+            build_blocks(src, harr, layout, list(layout.blocks()), desc=f"halo level {path}",
+                         progress_bar=progress_bar)
+            harr.attrs.update({_KEY: meta.to_dict()})  # metadata last
+            done = sorted(set(_voxzarr_attrs(hg).get("levels", [])) | {path})
+            _update_voxzarr_attrs(hg, layout="halo", version=LAYOUT_VERSION, levels=done)
     return location
 
 
@@ -497,45 +558,48 @@ def write_region(location: Any, region: Any, data: Any, *, level: int | str = 0,
         Level index or path.
     """
     group, where = open_image_group(location, writable=True, storage_options=storage_options)
-    ms, path, arr = level_array(group, where, level)
-    sl = _region_slices(region, ms.dims, tuple(arr.shape), where)
-    values = data.data if isinstance(data, xr.DataArray) else data
-    want = tuple(s.stop - s.start for s in sl)
-    if tuple(np.shape(values)) != want:
-        raise VoxzarrError(f"data shape {tuple(np.shape(values))} != region shape {want}",
-                           path=where, field="data")
-    halos: dict[str, tuple[zarr.Array, HaloMeta]] = {}
-    hg = _halo_group(group)
-    for name in (_voxzarr_attrs(hg).get("levels", []) if hg is not None else []):
-        try:
-            harr = halo_array(group, where, name)
-            halos[name] = (harr, read_meta(harr, where))
-        except VoxzarrError:
-            continue  # incomplete or foreign: never stamped fresh
-    fresh = set()
-    for name, (_, meta) in halos.items():
-        try:
-            _, _, src = level_array(group, where, name)
-        except VoxzarrError:
-            continue
-        if stale_reason(meta, group, src, where) is None:
-            fresh.add(name)
-    new_gen = image_generation(group, where) + 1
-    _update_voxzarr_attrs(group, generation=new_gen)  # every halo is stale from here on
-    if isinstance(values, da.Array):
-        da.store(values.astype(arr.dtype), arr, regions=sl, lock=True)
-    else:
-        arr[sl] = np.asarray(values, dtype=arr.dtype)
-    rebuilt: dict[str, int] = {}
-    for name in sorted(fresh):
-        harr, meta = halos[name]
-        if name == path:
-            blocks = meta.layout.blocks_touching(sl)
-            rebuilt[name] = build_blocks(arr, harr, meta.layout, blocks,
-                                         desc=f"halo level {name}", progress_bar=progress_bar)
-        harr.attrs.update({_KEY: {**meta.to_dict(), "generation": new_gen}})
-    return RegionReport(level=path, region=sl, generation=new_gen, rebuilt=rebuilt,
-                        stale=tuple(sorted(set(halos) - fresh)))
+    # serialized with every other writer of this image (see image_lock): the generation
+    # read below, the bump, the pixels, the rebuilt blocks and the stamp are one step
+    with image_lock(group) as group:
+        ms, path, arr = level_array(group, where, level)
+        sl = _region_slices(region, ms.dims, tuple(arr.shape), where)
+        values = data.data if isinstance(data, xr.DataArray) else data
+        want = tuple(s.stop - s.start for s in sl)
+        if tuple(np.shape(values)) != want:
+            raise VoxzarrError(f"data shape {tuple(np.shape(values))} != region shape {want}",
+                               path=where, field="data")
+        halos: dict[str, tuple[zarr.Array, HaloMeta]] = {}
+        hg = _halo_group(group)
+        for name in (_voxzarr_attrs(hg).get("levels", []) if hg is not None else []):
+            try:
+                harr = halo_array(group, where, name)
+                halos[name] = (harr, read_meta(harr, where))
+            except VoxzarrError:
+                continue  # incomplete or foreign: never stamped fresh
+        fresh = set()
+        for name, (_, meta) in halos.items():
+            try:
+                _, _, src = level_array(group, where, name)
+            except VoxzarrError:
+                continue
+            if stale_reason(meta, group, src, where) is None:
+                fresh.add(name)
+        new_gen = image_generation(group, where) + 1
+        _update_voxzarr_attrs(group, generation=new_gen)  # every halo is stale from here on
+        if isinstance(values, da.Array):
+            da.store(values.astype(arr.dtype), arr, regions=sl, lock=True)
+        else:
+            arr[sl] = np.asarray(values, dtype=arr.dtype)
+        rebuilt: dict[str, int] = {}
+        for name in sorted(fresh):
+            harr, meta = halos[name]
+            if name == path:
+                blocks = meta.layout.blocks_touching(sl)
+                rebuilt[name] = build_blocks(arr, harr, meta.layout, blocks,
+                                             desc=f"halo level {name}", progress_bar=progress_bar)
+            harr.attrs.update({_KEY: {**meta.to_dict(), "generation": new_gen}})
+        return RegionReport(level=path, region=sl, generation=new_gen, rebuilt=rebuilt,
+                            stale=tuple(sorted(set(halos) - fresh)))
 
 
 # --------------------------------------------------------------------------- status
