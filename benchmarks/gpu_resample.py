@@ -3,7 +3,8 @@
 A (128, 1024, 1024) stack at voxel size (1.0, 0.2, 0.2) made isotropic at 0.2 (order 1,
 mode nearest; output (640, 1024, 1024)), float32 and uint16, output voxels per second:
 
-- in GPU memory: voxzarr's fused separable kernel alone (what each task runs), the same
+- in GPU memory: voxzarr's fused separable kernel alone (what each task runs; also the
+  previous reference kernel, which it must equal bit for bit), the same
   through the dask graph (one and four output chunks, so including Python and graph
   overhead), and whole-array ``cupyx.scipy.ndimage.affine_transform`` (2-D ``np.diag``
   matrix, and the 1-D zoom/shift form), against the memory-bandwidth floor: one read of
@@ -106,6 +107,13 @@ def in_gpu(host: np.ndarray, bw: float, target: float = TARGET) -> dict:
                                                            cdtype))
     res["kernel_Gvox_s"] = nvox / t_k / 1e9
     res["kernel_fraction_of_floor"] = res["kernel_Gvox_s"] / res["floor_Gvox_s"]
+    # the previous kernel (one block per output row), kept as the bit-for-bit reference
+    t_r, ref_k = gpu_time(lambda: ndinterp._gpu_separable(dev, tables, 0.0, host.dtype,
+                                                             cdtype, reference=True))
+    res["reference_kernel_Gvox_s"] = nvox / t_r / 1e9
+    res["reference_fraction_of_floor"] = res["reference_kernel_Gvox_s"] / res["floor_Gvox_s"]
+    res["kernel_equals_reference"] = bool(cupy.array_equal(got, ref_k))
+    del ref_k
     arr = da.from_array(dev, chunks=dev.shape, asarray=False)
     for label, chunks in (("dask_1chunk", out_shape), ("dask_4chunks",
                                                       (out_shape[0] // 4,) + out_shape[1:])):

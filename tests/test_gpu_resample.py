@@ -80,3 +80,43 @@ def test_cupy_chunks_stay_on_gpu():
     img = vz.from_array(dev, "zyx", voxel_size={"z": 1.0, "y": 0.5, "x": 0.5})
     iso = img.vox.to_isotropic()
     assert isinstance(iso.data.compute(), cupy.ndarray)  # cupy in, cupy out
+
+
+def _tables(shape, out_shape, order, mode):
+    """Tap tables for axes whose length changes; unchanged axes pass through (``None``)."""
+    tables = []
+    for ax, (n, m) in enumerate(zip(shape, out_shape, strict=True)):
+        if n == m:
+            tables.append(None)
+            continue
+        coords = np.arange(m) * (n / m) * 1.03 - 0.7 + 0.3 * ax
+        idx, w = ndinterp.taps_1d(coords, n, order, mode)
+        tables.append((idx, w))
+    return tables
+
+
+@pytest.mark.parametrize(("src", "dst"), [("float32", "float32"), ("uint16", "uint16"),
+                                          ("float32", "int8")])
+@pytest.mark.parametrize(("shape", "out_shape"), [
+    ((9, 33, 64), (21, 33, 64)),  # x passes through, vector loads (z only)
+    ((9, 33, 41), (21, 50, 41)),  # x passes through, odd rows: scalar loads
+    ((2, 9, 33, 40), (2, 21, 30, 52)),  # all three axes, batch axis in front
+    ((30, 70), (30, 101)),  # 2-D, x only
+])
+@pytest.mark.parametrize(("mode", "order"), [("nearest", 1), ("constant", 1), ("nearest", 0)])
+def test_fast_kernels_equal_reference_bitwise(src, dst, shape, out_shape, mode, order):
+    rng = np.random.default_rng(2)
+    data = cupy.asarray((rng.random(shape) * 300 - 20).astype(src))
+    tables = _tables(shape, out_shape, order, mode)
+    cdtype = ndinterp._compute_dtype(np.dtype(src), np.dtype(dst), True)
+    # an unaligned view too: the row kernel must fall back to narrower loads
+    flat = cupy.empty(data.size + 1, dtype=data.dtype)
+    flat[1:] = data.ravel()
+    for region in (data, flat[1:].reshape(shape)):
+        ref = ndinterp._gpu_separable(region, tables, 7.5, np.dtype(dst), cdtype,
+                                      reference=True)
+        got = ndinterp._gpu_separable(region, tables, 7.5, np.dtype(dst), cdtype)
+        assert got.shape == ref.shape == out_shape
+        u = f"u{got.dtype.itemsize}"
+        assert bool((got.view(u) == ref.view(u)).all())
+    assert float(ref.std()) > 0  # not a constant result
