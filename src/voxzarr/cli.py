@@ -417,6 +417,9 @@ def _setup_isotropic(p: argparse.ArgumentParser):
                    help="output chunk side on spatial axes (default 128 in 3-D, 512 in 2-D)")
     p.add_argument("--version", dest="ngff_version", choices=("0.4", "0.5"), default="0.5",
                    help="NGFF version to write (default 0.5)")
+    p.add_argument("--pyramid", action="store_true",
+                   help="also write multiscale levels of the resampled image (mean, planned "
+                   "as by `voxzarr pyramid`), computed in the same streaming pass")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     _add_progress(p)
 
@@ -438,9 +441,14 @@ def _setup_isotropic(p: argparse.ArgumentParser):
                            anti_alias=not args.no_anti_alias, device=args.device,
                            chunks=chunks)
         to_ome_zarr(iso, args.output, chunks=chunks, version=args.ngff_version,
-                    overwrite=args.overwrite, progress_bar=_progress_flag(args))
+                    pyramid=args.pyramid, overwrite=args.overwrite,
+                    progress_bar=_progress_flag(args))
         vs = ", ".join(f"{d}={v:g}" for d, v in iso.vox.voxel_size.items())
         print(f"wrote {args.output}: shape {tuple(iso.shape)}, voxel size {vs}")
+        if args.pyramid:
+            from .pyramid import format_plan, plan_pyramid
+
+            print(format_plan(plan_pyramid(iso, chunks=chunks)))
         return 0
 
     return run

@@ -19,6 +19,7 @@ __all__ = [
     "ConversionError",
     "HaloError",
     "StaleHaloError",
+    "PyramidError",
 ]
 
 
@@ -84,3 +85,7 @@ class HaloError(VoxzarrError, ValueError):
 
 class StaleHaloError(HaloError):
     """A halo array's generation does not match the canonical image it was built from."""
+
+
+class PyramidError(VoxzarrError, ValueError):
+    """A pyramid cannot be built as asked (bad factors, levels, method, dtype or device)."""

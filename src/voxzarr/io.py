@@ -7,11 +7,14 @@ and this module moves arrays between zarr stores and dask.
 from __future__ import annotations
 
 import itertools
+import sys
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import dask
 import dask.array as da
+import dask.threaded
 import numpy as np
 import xarray as xr
 import zarr
@@ -528,6 +531,21 @@ def _check_same(levels: Sequence[tuple[str, xr.DataArray]]) -> None:
         raise GeometryError(f"levels have different dims {sorted(dims)}", field="dims")
 
 
+def write_scheduler(store: Any) -> dict[str, Any]:
+    """``scheduler`` keyword for the ``dask.array.store`` calls of a writer.
+
+    A store living in this process only (memory, open zip) would be written as a copy on
+    distributed workers and the data lost: such stores are written from here, on threads.
+    Without a configured scheduler and with ``distributed`` never imported, no client can
+    exist, so the threaded scheduler is named directly: dask would otherwise import
+    ``distributed`` to look for a client (about 0.3 s on the first write of a process).
+    """
+    if _store.process_local(store) or (dask.config.get("scheduler", None) is None
+                                       and "distributed" not in sys.modules):
+        return {"scheduler": dask.threaded.get}
+    return {}
+
+
 def write_multiscale(
     group_location: Any,
     levels: Iterable[tuple[str, xr.DataArray]],
@@ -561,8 +579,10 @@ def write_multiscale(
     if isinstance(levels, Sequence):  # all at hand: refuse mixed levels before writing
         _check_same(levels)
     # ``levels`` may be lazy (voxzarr.pyramid.stream_levels): level i reads level i - 1
-    # back from this group, so each level is taken only after the one before is written
-    level_iter = iter(levels)
+    # back from this group, so each level is taken only after the one before is written;
+    # a stream that can fuse gives every level as one graph instead, written in one pass
+    fused = getattr(levels, "fused", None)
+    level_iter = iter(fused() if callable(fused) else levels)
     first = next(level_iter, None)
     if first is None:
         raise VoxzarrError("no levels to write", field="levels")
@@ -578,6 +598,8 @@ def write_multiscale(
     store = _store.open_store(group_location, mode="w", storage_options=storage_options)
     root = zarr.open_group(store, mode=mode, zarr_format=zarr_format)
     ngff_levels = []
+    pending: list[tuple[da.Array, Any]] = []  # fused: (data, target) stored all at once
+    local = write_scheduler(store)
     for path, img in itertools.chain([first], level_iter):
         geo = geometry(img) if ngff_levels else geos[0]
         if ngff_levels:
@@ -594,13 +616,18 @@ def write_multiscale(
             kwargs["chunk_key_encoding"] = {"name": "v2", "separator": "/"}
         arr = zarr.create_array(store, **kwargs)
         data = _aligned_dask(img.data, _write_unit(ck, sh))
-        # a store living in this process only (memory, open zip) would be written as a copy
-        # on distributed workers and the data lost: such stores are written from here
-        local = {"scheduler": "threads"} if _store.process_local(store) else {}
-        with progress(f"writing level {path}", progress_bar):
-            da.store(data, chunk_target(arr), lock=False, compute=True, **local)
+        if callable(fused):
+            pending.append((data, chunk_target(arr)))
+        else:
+            with progress(f"writing level {path}", progress_bar):
+                da.store(data, chunk_target(arr), lock=False, compute=True, **local)
         ngff_levels.append(Level(path, tuple(geo.scale_vector()),
                                  tuple(geo.translation_vector())))
+    if pending:  # one graph: shared blocks are computed once, levels overlap
+        with progress(f"writing levels {ngff_levels[0].path}-{ngff_levels[-1].path}",
+                      progress_bar):
+            da.store([d for d, _ in pending], [t for _, t in pending], lock=False,
+                     compute=True, **local)
     axes = tuple(Axis(d, {"t": "time", "c": "channel"}.get(d, "space"),
                       None if d == "c" else units.get(d)) for d in dims)
     ms = Multiscale(

@@ -15,10 +15,12 @@ Three jobs, one module:
   block). ``nearest`` keeps real voxels, so its origin is the centre of the voxel it kept.
 
 :func:`build_pyramid` returns a lazy :class:`xarray.DataTree`; :func:`stream_levels` feeds
-:func:`voxzarr.io.write_multiscale` so that each level is computed from the previous level
-*as written to the store*, never from one growing graph; :func:`add_levels` adds levels to
-an existing dataset without touching level 0. The conventions are written down in
-``spec/pyramid.md``.
+:func:`voxzarr.io.write_multiscale` in one fused pass: every block, once computed, is
+encoded and also reduced into the next level in memory (never read back and decoded from
+the store), in tasks of bounded size, so memory stays at a few blocks however large the
+image; iterated instead, it yields each level computed from the level below *as written*.
+:func:`add_levels` adds levels to an existing dataset without touching level 0. The
+conventions are written down in ``spec/pyramid.md``.
 """
 
 from __future__ import annotations
@@ -53,13 +55,13 @@ from ._downsample import (
 from ._progress import progress
 from ._xp import array_module, resolve_device
 from .coords import SPATIAL, geometry, make_coords
-from .errors import MetadataError, OverwriteError, StoreError, VoxzarrError
+from .errors import MetadataError, OverwriteError, PyramidError, StoreError
 from .ngff import Level, multiscales_attrs, ome_attrs
 
 __all__ = [
     "METHODS",
     "LABEL_METHODS",
-    "PyramidError",
+    "PyramidError",  # defined in voxzarr.errors; still importable from here
     "PyramidPlan",
     "plan_pyramid",
     "build_pyramid",
@@ -77,10 +79,6 @@ __all__ = [
 #: temporaries a task peaks at a few times this
 TARGET_BYTES = 16 << 20
 _SQRT2 = math.sqrt(2.0)
-
-
-class PyramidError(VoxzarrError, ValueError):
-    """A pyramid cannot be built as asked (bad factors, levels, method, dtype or device)."""
 
 
 # ----------------------------------------------------------------------------- planning
@@ -394,7 +392,9 @@ def _reduce_level(x: da.Array, factors: tuple[int, ...], method: str, device: st
     # one chunk along an axis needs no halo: the filter's own `nearest` mode is the border
     depth = tuple(0 if len(cs) == 1 else d for cs, d in zip(in_chunks_t, depth, strict=True))
     if x.chunks != in_chunks_t:
-        x = x.rechunk(in_chunks_t)
+        # block merges between neighbours: plain tasks. Naming the method also spares
+        # dask's check for a distributed client, which imports distributed (~0.3 s)
+        x = x.rechunk(in_chunks_t, method="tasks")
     out_chunks = tuple(tuple(output_length(c, k, method) for c in cs)
                        for cs, k in zip(in_chunks_t, factors, strict=True))
     xp = array_module(x._meta)
@@ -508,6 +508,31 @@ def _streamed(src: xr.DataArray, location: Any, plan: PyramidPlan, paths: Sequen
         yield paths[i], _level_image(data, plan, i, src)
 
 
+def _chained(src: xr.DataArray, plan: PyramidPlan, units: Sequence[tuple[int, ...]],
+             device: str) -> list[da.Array]:
+    """Levels 1.. as one dask graph, each reduced from the level below *in memory*.
+
+    This is the fused write: a level's blocks, once computed, are both encoded and reduced
+    into the next level, so no level is read back and decoded from the store, and small
+    levels overlap with the large ones instead of waiting for them. A task still holds a few
+    blocks of :data:`TARGET_BYTES` input, and the threaded scheduler frees a block as soon
+    as its write and its reduction are done, so memory stays bounded as with streaming. The
+    values are the ones :func:`_streamed` computes (the kernels are blockwise exact and a
+    level is stored with its own dtype), so both paths write identical bytes.
+    """
+    out: list[da.Array] = []
+    prev: da.Array | None = None
+    for i in range(1, plan.n_levels):
+        block = _task_block(plan.shapes[i], units[i], plan.factors[i], src.dtype.itemsize,
+                            plan.method)
+        if prev is None:
+            prev = src.data if isinstance(src.data, da.Array) else _io.dask_view(
+                src.data, tuple(b * k for b, k in zip(block, plan.factors[1], strict=True)))
+        prev = _reduce_level(prev, plan.factors[i], plan.method, device, block)
+        out.append(prev)
+    return out
+
+
 def stream_levels(
     obj: xr.DataArray,
     group_location: Any,
@@ -523,12 +548,14 @@ def stream_levels(
 ) -> Iterator[tuple[str, xr.DataArray]]:
     """``(path, level)`` pairs for :func:`voxzarr.io.write_multiscale`, computed as written.
 
-    Level 0 is ``obj``; level ``i`` is produced only when asked for, after level ``i - 1``
-    has been written to ``group_location``, and it reads that stored level back lazily
-    (level 1 reads ``obj`` itself when that is an in-memory array: no recomputation, and
-    cheaper than decoding).
-    Memory therefore stays at a few task blocks (:data:`TARGET_BYTES` of input each) however
-    large the image. All arguments are checked here, before anything is written.
+    Handed to :func:`voxzarr.io.write_multiscale` whole, the stream is written *fused*:
+    ``fused()`` gives all levels as one graph in which each level is reduced from the
+    level below in memory (see :func:`_chained`). Iterated, level 0 is ``obj`` and level
+    ``i`` is produced only when asked for, after level ``i - 1`` has been written to
+    ``group_location``, and it reads that stored level back lazily (level 1 reads ``obj``
+    itself when that is an in-memory array: cheaper than decoding). Both give the same
+    bytes, and memory stays at a few task blocks (:data:`TARGET_BYTES` of input each)
+    however large the image. All arguments are checked here, before anything is written.
     """
     plan = plan_pyramid(obj, levels, method, factors, min_size, chunks=chunks, label=label)
     dev = resolve_device(device)
@@ -539,15 +566,27 @@ def stream_levels(
         yield "0", obj
         yield from _streamed(obj, group_location, plan, paths, units, dev)
 
-    return LevelStream(generate(), plan)
+    def fused() -> list[tuple[str, xr.DataArray]]:
+        data = _chained(obj, plan, units, dev)
+        return [("0", obj), *((paths[i], _level_image(d, plan, i, obj))
+                              for i, d in enumerate(data, 1))]
+
+    return LevelStream(generate(), plan, fused)
 
 
 class LevelStream:
-    """Lazy ``(path, level)`` iterator that also carries the NGFF ``type`` and ``metadata``."""
+    """Lazy ``(path, level)`` iterator that also carries the NGFF ``type`` and ``metadata``.
 
-    def __init__(self, levels: Iterator[tuple[str, xr.DataArray]], plan: PyramidPlan):
+    ``fused()``, when set, returns every level at once as one dask graph (see
+    :func:`_chained`); :func:`voxzarr.io.write_multiscale` then writes all levels in one
+    pass. Iterating instead streams level by level, each read back from the store.
+    """
+
+    def __init__(self, levels: Iterator[tuple[str, xr.DataArray]], plan: PyramidPlan,
+                 fused: Any = None):
         self._levels = levels
         self.plan = plan
+        self.fused = fused
         self.ngff_type = plan.method
         self.ngff_metadata = ngff_metadata(plan)
 
@@ -747,14 +786,18 @@ def add_levels(
         _update_datasets(group, ms.version, [lv0], ms)
     units = [_capped_units(arr0, s) for s in plan.shapes]
     new_levels = [lv0]
-    stream = _streamed(img0, group, plan, paths, [u[1] or u[0] for u in units], dev)
-    for i, (lpath, img) in enumerate(stream, 1):
-        out = _create_like(group, lpath, arr0, plan.shapes[i], plan.dims)
-        # as in io.write_multiscale: a store private to this process is written from here
-        local = {"scheduler": "threads"} if _store.process_local(group.store) else {}
-        with progress(f"level {lpath}", progress_bar):
-            da.store(img.data, chunk_target(out), lock=False, compute=True, **local)
-        new_levels.append(Level(lpath, _vector(plan, i, "scale"), _vector(plan, i, "t")))
+    # fused: level 0 is read and decoded once; every new level is reduced from the one
+    # below in memory and all are written in one pass (see _chained)
+    data = _chained(img0, plan, [u[1] or u[0] for u in units], dev)
+    targets = []
+    for i in range(1, plan.n_levels):
+        out = _create_like(group, paths[i], arr0, plan.shapes[i], plan.dims)
+        targets.append(chunk_target(out))
+        new_levels.append(Level(paths[i], _vector(plan, i, "scale"), _vector(plan, i, "t")))
+    local = _io.write_scheduler(group.store)
+    if data:
+        with progress(f"levels {paths[1]}-{paths[-1]}", progress_bar):
+            da.store(data, targets, lock=False, compute=True, **local)
     _update_datasets(group, ms.version, new_levels, ms)  # metadata last
     for old in old_paths[1:]:
         if old not in paths:
