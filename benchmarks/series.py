@@ -10,8 +10,18 @@ does not leak into the child's figure as ``ru_maxrss`` would):
   zarr-python in slabs of frames: the floor any transpose pays;
 * ``voxzarr``: ``img.vox.to_series(out, memory=...)`` (one row per budget; ``staged`` =
   ``staging=True``, through a scratch array instead of re-reading the source per band);
-* ``dask``: ``da.from_zarr(src).rechunk(series chunks, method="tasks")`` + ``da.store``;
-* ``xarray``: ``xr.open_zarr(src)[...].chunk(series chunks).to_zarr(out)``.
+* ``dask``: ``da.from_zarr(src).rechunk(series chunks, method="tasks")`` + ``da.store``
+  on the local threaded scheduler (no memory bound);
+* ``xarray``: ``xr.open_zarr(src)[...].chunk(series chunks).to_zarr(out)``;
+* on a ``dask.distributed`` ``LocalCluster`` of one worker process with 2 threads and
+  ``memory_limit`` = the budget (the whole worker process, interpreter included, while
+  voxzarr's budget counts only its data), started before the clock: ``dask tasks`` (the
+  same task rechunk), ``dask p2p`` (``array.rechunk.method = "p2p"``, the peer-to-peer
+  rechunk built for bounded memory) and ``voxzarr`` (its tasks submitted to the cluster,
+  ``memory=`` what the worker has left under its pause threshold, 80 % of the limit, after
+  its own footprint: a worker above it stops taking tasks).
+  CPU seconds and peak RSS add the worker process to the client's; "over start" is above
+  both processes' RSS before the conversion.
 
 Then the time to read one voxel's full series (median of 20 voxels, zarr-level) from the
 source layout and from each result, and a check that every result equals the source.
@@ -22,7 +32,7 @@ Poisson noise), stored one timepoint per chunk.
 Usage::
 
     python benchmarks/series.py [--shape 1000,512,512] [--memory 512MB] [--workdir DIR]
-        [--extra-budgets 128MB] [--skip xarray] [--repeat 2]
+        [--extra-budgets 128MB] [--skip xarray,cluster] [--repeat 2]
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ import argparse
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -58,6 +69,47 @@ def _hwm():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 """
 
+_RSS = """
+def _rss():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+"""
+
+#: the bounded cluster of the ``cluster`` cases, started before the clock
+_CLUSTER = """
+import distributed, dask
+cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True,
+                                   memory_limit=MEMORY, dashboard_address=None)
+client = distributed.Client(cluster)
+
+def _wstats():
+    import time
+    return {"cpu": time.process_time(), "hwm": _hwm(), "rss": _rss()}
+
+_w0 = client.run(_wstats)
+"""
+
+_CLUSTER_DONE = """
+_w1 = client.run(_wstats)
+cpu += sum(_w1[w]["cpu"] - _w0[w]["cpu"] for w in _w1)
+worker_peak = sum(_w1[w]["hwm"] for w in _w1)
+worker_base = sum(_w0[w]["rss"] for w in _w1)
+client.close()
+cluster.close()
+"""
+
+_DASK_STORE = """
+import dask.array as da, zarr
+from zarr.codecs import BloscCodec
+x = da.from_zarr(SRC + "/0")
+dst = zarr.create_array(OUT, shape=x.shape, dtype=x.dtype, chunks=CHUNKS,
+                        compressors=BloscCodec(cname="zstd", clevel=3,
+                                               shuffle="shuffle"), fill_value=0)
+"""
+
 CASES = {
     "copy": """
         import zarr
@@ -82,6 +134,23 @@ CASES = {
                                                        shuffle="shuffle"), fill_value=0)
         da.store(x.rechunk(CHUNKS, method="tasks"), dst, lock=False)
     """,
+    "dask-cluster": _DASK_STORE + """
+da.store(x.rechunk(CHUNKS, method="tasks"), dst, lock=False)
+""",
+    "dask-p2p": _DASK_STORE + """
+with dask.config.set({"array.rechunk.method": "p2p"}):
+    y = x.rechunk(CHUNKS)
+da.store(y, dst, lock=False)
+""",
+    "voxzarr-cluster": """
+import voxzarr as vz
+from dask.utils import parse_bytes
+# voxzarr's budget counts its data only: give it what the worker has left under its pause
+# threshold (80 % of memory_limit) after its own footprint
+pause = dask.config.get("distributed.worker.memory.pause")
+left = int(pause * parse_bytes(MEMORY)) - max(w["rss"] for w in _w0.values())
+vz.open_image(SRC).vox.to_series(OUT, memory=left, staging=STAGING, progress_bar=False)
+""",
     "xarray": """
         import xarray as xr
         from zarr.codecs import BloscCodec
@@ -97,26 +166,48 @@ CASES = {
 
 
 def run_case(name: str, src: Path, out: Path, chunks: tuple[int, ...], memory: str,
-             staging: str) -> dict:
+             staging: str, timeout: float = 600) -> dict:
     """Run one conversion in a fresh interpreter; time, peak RSS and its baseline."""
+    on_cluster = name in CLUSTER_CASES
     code = textwrap.dedent(f"""
-        import json, time, sys
-        sys.path.insert(0, {SRC_ROOT!r})
-        SRC, OUT, CHUNKS = {str(src)!r}, {str(out)!r}, {tuple(chunks)!r}
-        MEMORY, STAGING = {memory!r}, {staging!r}
-        STAGING = {{"auto": "auto", "on": True, "off": False}}[STAGING]
-        import numpy, zarr, dask.array, xarray  # imports are not the tool's cost
-    """) + textwrap.dedent(_PEAK) + textwrap.dedent("""
+        if __name__ == "__main__":  # worker processes are spawned from this script
+            import json, time, sys
+            sys.path.insert(0, {SRC_ROOT!r})
+            SRC, OUT, CHUNKS = {str(src)!r}, {str(out)!r}, {tuple(chunks)!r}
+            MEMORY, STAGING = {memory!r}, {staging!r}
+            STAGING = {{"auto": "auto", "on": True, "off": False}}[STAGING]
+            import numpy, zarr, dask.array, xarray  # imports are not the tool's cost
+    """)
+    body = textwrap.dedent(_PEAK) + textwrap.dedent(_RSS)
+    body += textwrap.dedent(_CLUSTER) if on_cluster else ""
+    body += textwrap.dedent("""
+        worker_peak = worker_base = 0
         base = _hwm()
         _start, _cpu = time.perf_counter(), time.process_time()
     """) + textwrap.dedent(CASES[name]) + textwrap.dedent("""
         elapsed, cpu = time.perf_counter() - _start, time.process_time() - _cpu
-        print(json.dumps({"seconds": elapsed, "cpu": cpu, "peak": _hwm(), "base": base}))
     """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    body += textwrap.dedent(_CLUSTER_DONE) if on_cluster else ""
+    body += textwrap.dedent("""
+        print(json.dumps({"seconds": elapsed, "cpu": cpu, "peak": _hwm() + worker_peak,
+                          "base": base + worker_base}))
+    """)
+    code += textwrap.indent(body, "    ")
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"did not finish in {timeout:.0f} s"}
     if proc.returncode != 0:
-        return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
+        lines = proc.stderr.strip().splitlines() or ["failed"]
+        # the exception line, not a warning printed at shutdown after it
+        errors = [ln for ln in lines if re.match(r"[\w.]*(Error|Exception|KilledWorker)\b", ln)]
+        return {"error": (errors or lines)[-1]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+#: cases run on the bounded LocalCluster (``--skip cluster`` leaves them all out)
+CLUSTER_CASES = ("dask-cluster", "dask-p2p", "voxzarr-cluster")
 
 
 def make_source(path: Path, shape: tuple[int, ...], dims: str) -> None:
@@ -198,12 +289,15 @@ def bench(shape: tuple[int, ...], memory: str, extra: list[str], skip: set[str],
     for m in extra:
         runs.append(("voxzarr", m, "auto", f"voxzarr {m}"))
     runs += [("dask", memory, "auto", "dask rechunk"), ("xarray", memory, "auto", "xarray")]
+    runs += [("dask-cluster", memory, "auto", f"dask tasks, cluster {memory}"),
+             ("dask-p2p", memory, "auto", f"dask p2p, cluster {memory}"),
+             ("voxzarr-cluster", memory, "auto", f"voxzarr {memory}, cluster {memory}")]
     # one series from the source layout decodes every frame: a few voxels are enough
     rows, reads = [], [{"layout": "source (1 frame / chunk)",
                         "one series ms": voxel_read_ms(src / "0", n=3)}]
     copy_s = copy_cpu = None
     for case, mem, staging, label in runs:
-        if case in skip:
+        if case in skip or ("cluster" in skip and case in CLUSTER_CASES):
             continue
         out = work / f"out-{label.replace(' ', '-')}.zarr"
         shutil.rmtree(out, ignore_errors=True)
@@ -224,7 +318,8 @@ def bench(shape: tuple[int, ...], memory: str, extra: list[str], skip: set[str],
         secs = r["seconds"]
         copy_s = secs if case == "copy" else copy_s
         copy_cpu = r["cpu"] if case == "copy" else copy_cpu
-        arr_path = out / ("0" if case == "voxzarr" else "image" if case == "xarray" else "")
+        arr_path = out / ("0" if case.startswith("voxzarr") else "image" if case == "xarray"
+                          else "")
         row.update({
             "seconds": secs,
             "MB/s": nbytes / 1e6 / secs,

@@ -401,8 +401,6 @@ def test_direct_chunk_writes_are_zarrs_bytes(cname, clevel):
     assert sorted(direct._store_dict) == sorted(by_zarr._store_dict)
     for key, value in by_zarr._store_dict.items():
         assert direct._store_dict[key].to_bytes() == value.to_bytes(), key
-    sharded = zarr.create_array(MemoryStore(), name="0", shards=(7, 8, 8), **kw)
-    assert ChunkCodec.for_array(sharded) is None  # zarr writes shards itself
     # and the direct reader gives back what zarr reads, fill where nothing is stored
     got = np.zeros(arr.shape, arr.dtype) + 7
     region = (slice(0, 7), slice(0, 10), slice(0, 9))
@@ -413,3 +411,87 @@ def test_direct_chunk_writes_are_zarrs_bytes(cname, clevel):
     part = np.empty((7, 5, 6), arr.dtype)
     reader.read((slice(0, 7), slice(3, 8), slice(2, 8)), part)
     np.testing.assert_array_equal(part, arr[:, 3:8, 2:8])
+
+
+def _shard_parts(raw: bytes, per: tuple[int, ...]) -> dict[tuple[int, ...], bytes]:
+    """Inner chunk bytes of one shard by inner chunk position, read through its index."""
+    n = int(np.prod(per))
+    index = np.frombuffer(raw[-(16 * n + 4):-4], dtype="<u8").reshape(*per, 2)
+    return {pos: raw[int(index[pos][0]):int(index[pos][0] + index[pos][1])]
+            for pos in np.ndindex(*per) if index[pos][0] != np.iinfo(np.uint64).max}
+
+
+@pytest.mark.parametrize("cname", ["zstd", None])
+def test_direct_shard_writes_are_read_by_zarr(cname):
+    from zarr.codecs import BloscCodec
+
+    from voxzarr.series.executor import ChunkCodec
+
+    arr = _movie((7, 21, 18))
+    arr[:, 8:12, :] = 0  # inner chunks holding only the fill value are left out of a shard
+    arr[:, 16:, :] = 0  # and the shards holding nothing else are not stored at all
+    kw = dict(shape=arr.shape, dtype=arr.dtype, chunks=(7, 4, 4), shards=(7, 8, 12),
+              fill_value=0, compressors=None if cname is None else BloscCodec(
+                  cname=cname, clevel=3, shuffle="shuffle"))
+    by_zarr, direct = MemoryStore(), MemoryStore()
+    zarr.create_array(by_zarr, name="0", **kw)[...] = arr
+    writer = ChunkCodec.for_array(zarr.create_array(direct, name="0", **kw))
+    assert writer is not None and writer.sharded
+    for i in range(3):  # edge shards overhang the array along y and x
+        for j in range(2):
+            writer.write((0, i, j), arr[:, 8 * i:8 * i + 8, 12 * j:12 * j + 12])
+    back = zarr.open_array(direct, path="0", mode="r")
+    np.testing.assert_array_equal(back[...], arr)
+    np.testing.assert_array_equal(back[:, 5, 13], arr[:, 5, 13])  # one inner chunk
+    assert sorted(direct._store_dict) == sorted(by_zarr._store_dict)
+    assert "0/c/0/2/0" not in direct._store_dict
+    for key, value in by_zarr._store_dict.items():
+        if key.endswith("zarr.json"):
+            continue
+        # the same inner chunks, byte for byte (zarr orders them differently in the file)
+        assert _shard_parts(direct._store_dict[key].to_bytes(), (1, 2, 3)) == _shard_parts(
+            value.to_bytes(), (1, 2, 3)), key
+
+
+def test_sharded_series_is_written_directly(tmp_path, monkeypatch):
+    from voxzarr.series.executor import ChunkCodec
+
+    arr = _movie((12, 40, 36))
+    units: list[tuple[int, ...]] = []
+    original = ChunkCodec.write
+
+    def counting(self, coords, data):
+        units.append(coords)
+        original(self, coords, data)
+
+    monkeypatch.setattr(ChunkCodec, "write", counting)
+    out = tmp_path / "s.zarr"
+    to_series(_image(arr), out, memory="2MB", block=(4, 6), shards=(16, 18))
+    stored = zarr.open_array(out / "0", mode="r")
+    assert stored.shards == (12, 16, 18) and stored.chunks == (12, 4, 6)
+    assert sorted(units) == [(0, i, j) for i in range(3) for j in range(2)]  # every shard
+    np.testing.assert_array_equal(stored[...], arr)  # zarr reads them back
+    np.testing.assert_array_equal(vz.open_series(out).values, arr)
+    back = tmp_path / "back.ome.zarr"
+    to_images(vz.open_series(out), back, memory="2MB")
+    np.testing.assert_array_equal(vz.open_image(back).values, arr)
+
+
+def test_progress_bar_counts_every_task(tmp_path, monkeypatch):
+    import voxzarr.series.transpose as tr
+
+    seen: list[tuple[int, int]] = []
+
+    class Bar(tr.tqdm):
+        def update(self, n=1):
+            seen.append((n, self.total))
+            return super().update(n)
+
+    monkeypatch.setattr(tr, "tqdm", Bar)
+    arr = _movie((50, 64, 64))
+    src = tmp_path / "src.ome.zarr"
+    _image(arr).vox.to_ome_zarr(src, chunks=(1, 64, 64))
+    to_series(vz.open_image(src), tmp_path / "s.zarr", memory="200KB", threads=1,
+              staging=False, progress_bar=True)
+    assert len(seen) == 4  # one update per task of the plan
+    assert sum(n for n, _ in seen) == seen[0][1] == arr.nbytes

@@ -68,35 +68,9 @@ class _FastTarget:
         for idx in product(*ranges):
             lo = [i * u - st for i, u, st in zip(idx, self.unit, starts, strict=True)]
             block = value[tuple(slice(a, a + u) for a, u in zip(lo, self.unit, strict=True))]
-            parts = self._encode_shard(block) if self.inner else self._encode_chunk(block)
+            parts = self.lay.encode_unit(block)
             if parts is not None:
                 self._put(self.key_of(idx), parts)
-
-    def _encode_chunk(self, block: np.ndarray) -> list[bytes] | None:
-        enc = self.lay.encode(block)
-        return None if enc is None else [enc]
-
-    def _encode_shard(self, block: np.ndarray) -> list[bytes] | None:
-        assert self.inner is not None
-        per = [u // c for u, c in zip(self.unit, self.inner, strict=True)]
-        index = np.full((*per, 2), _EMPTY, dtype="<u8")
-        parts: list[bytes] = []
-        offset = 0
-        for local in product(*(range(p) for p in per)):
-            sl = tuple(slice(i * c, (i + 1) * c) for i, c in zip(local, self.inner, strict=True))
-            sub = block[sl]
-            if sub.size == 0:
-                continue  # inner chunk wholly outside the array (edge shard)
-            enc = self._encode_chunk(sub)
-            if enc is None:
-                continue
-            index[local] = (offset, len(enc[0]))
-            parts.append(enc[0])
-            offset += len(enc[0])
-        if not parts:
-            return None
-        raw = index.tobytes()
-        return [*parts, raw, np.array([google_crc32c.value(raw)], dtype="<u4").tobytes()]
 
     def _put(self, key: str, parts: list[bytes]) -> None:
         if self.root is not None:
@@ -148,6 +122,38 @@ class Layout:
             block = padded
         data = np.ascontiguousarray(block, dtype=self.dtype)
         return data.tobytes() if self.blosc is None else self.blosc.encode(data)
+
+    def encode_unit(self, block: np.ndarray) -> list[bytes] | None:
+        """Bytes of one write unit (a shard, or a chunk when unsharded) as parts to store
+        one after another; ``block`` may be an edge unit's valid part. ``None`` when it
+        holds only the fill value (nothing is stored).
+
+        A shard is its non-empty inner chunks in C order, then the index (offset, length
+        per inner chunk, ``2**64 - 1`` for absent ones) and its CRC32C: what zarr's
+        sharding codec reads (zarr itself writes the inner chunks in Morton order).
+        """
+        if self.inner is None:
+            enc = self.encode(block)
+            return None if enc is None else [enc]
+        per = [u // c for u, c in zip(self.unit, self.inner, strict=True)]
+        index = np.full((*per, 2), _EMPTY, dtype="<u8")
+        parts: list[bytes] = []
+        offset = 0
+        for local in product(*(range(p) for p in per)):
+            sl = tuple(slice(i * c, (i + 1) * c) for i, c in zip(local, self.inner, strict=True))
+            sub = block[sl]
+            if sub.size == 0:
+                continue  # inner chunk wholly outside the array (edge shard)
+            enc = self.encode(sub)
+            if enc is None:
+                continue
+            index[local] = (offset, len(enc))
+            parts.append(enc)
+            offset += len(enc)
+        if not parts:
+            return None
+        raw = index.tobytes()
+        return [*parts, raw, np.array([google_crc32c.value(raw)], dtype="<u4").tobytes()]
 
     def decode(self, raw: Any) -> np.ndarray:
         """One stored chunk decoded to its full chunk shape (little-endian dtype)."""

@@ -1,22 +1,39 @@
 """Run the phases of a :class:`~voxzarr.series.plan.TransposePlan`: read a region, write it.
 
-Tasks run one after another, each with ``threads`` threads inside it (decoding the source,
-encoding the target), so memory stays at one task's region plus the chunks in flight. After
-each task the caller records the next task index (the ``voxzarr.progress`` attribute), so a
-killed conversion resumes at the first task that had not finished; a half-written task is
-simply written again (every task writes whole chunks or shards, and the same data gives the
-same bytes).
+A task (:func:`copy_region`) reads one region into one buffer and writes it as whole write
+units (chunks or shards), with ``threads`` threads inside it decoding the source and encoding
+the target, so its memory is one region plus the chunks in flight. Tasks run where the active
+dask scheduler runs them:
 
-Unsharded zarr v3 arrays whose codecs are ``bytes`` (+ ``blosc``) are read and written chunk
-by chunk with the codec called directly (:class:`ChunkCodec`): byte for byte what zarr
-writes, at about half the CPU of zarr's per-chunk pipeline. Anything else goes through zarr.
+* local (threaded or no scheduler): one after another in this process;
+* a ``dask.distributed`` client: submitted to the cluster, at most one per worker process at
+  a time (a process-wide lock guarantees it), so each worker stays within the budget and this
+  process holds no pixel data. A task ships the source and target as zarr arrays (metadata
+  and a store that reopens itself from its path or URL) or a small culled dask graph; data
+  living in this process only (numpy arrays, memory stores, graphs holding large arrays) is
+  converted here instead.
+
+After each task the caller records the next task index such that every task before it has
+finished (the ``voxzarr.progress`` attribute), so a killed conversion resumes there; a task
+that was cut off, or that finished out of order, is simply written again (every task writes
+whole chunks or shards, and the same data gives the same bytes). No two tasks of a phase
+write one chunk or shard.
+
+Zarr v3 arrays whose codecs are ``bytes`` (+ ``blosc``), sharded or not, are written unit by
+unit with the codec called directly (:class:`ChunkCodec`); unsharded ones are also read that
+way. That is zarr's bytes for chunks (shards hold the same inner chunks in C order rather than
+zarr's Morton order, with the same index) at a half (chunks) to two thirds (shards) of the CPU
+of zarr's per-chunk pipeline. Anything else goes through zarr.
 """
 
 from __future__ import annotations
 
 import ctypes
 import itertools
+import pickle
 import sys
+import threading
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
@@ -28,6 +45,7 @@ import zarr
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
+from .. import _store
 from .._chunkwrite import Layout, layout
 from ..errors import ChunkError
 from .plan import Phase
@@ -36,11 +54,16 @@ __all__ = [
     "ChunkCodec",
     "Reader",
     "ZarrReader",
+    "active_client",
+    "copy_region",
     "reader_for",
     "run_phase",
     "tune_malloc",
     "zarr_backing",
 ]
+
+#: a task whose reader pickles larger than this carries data, not a recipe: run it here
+SHIP_LIMIT = 1 << 20
 
 
 class Reader(Protocol):
@@ -51,20 +74,29 @@ class Reader(Protocol):
 
     def read(self, region: tuple[slice, ...], out: np.ndarray) -> None: ...
 
+    def for_task(self, region: tuple[slice, ...]
+                 ) -> tuple[Reader, tuple[slice, ...]] | None:
+        """A reader (and the region in its terms) to ship to another process for one
+        task, or ``None`` when the data lives in this process only."""
+        ...
+
 
 # ----------------------------------------------------------------------------- direct codec
 class ChunkCodec:
-    """Whole-chunk encode / decode of an unsharded array, straight to and from its store.
+    """Whole-unit encode (chunks or shards) and whole-chunk decode, straight to and from
+    the store.
 
     The codec itself is :class:`voxzarr._chunkwrite.Layout` (the one direct chunk codec of
-    voxzarr): exactly zarr's bytes, edge chunks padded with the fill value. Chunks holding
-    only the fill value are removed, as zarr's ``write_empty_chunks=False`` does.
+    voxzarr): edge units padded with the fill value; units holding only the fill value are
+    removed, as zarr's ``write_empty_chunks=False`` does (and inner chunks holding only it
+    are left out of their shard).
     """
 
     def __init__(self, array: zarr.Array, lay: Layout):
         self.array = array
         self.lay = lay
-        self.chunks = lay.unit
+        self.chunks = lay.unit  # the write unit: a shard, or a chunk when unsharded
+        self.sharded = lay.inner is not None
         self.dtype = array.dtype
         self.store = array.store_path.store
         self.proto = default_buffer_prototype()
@@ -73,8 +105,7 @@ class ChunkCodec:
     def for_array(cls, array: zarr.Array) -> ChunkCodec | None:
         """The direct codec for ``array``, or ``None`` when zarr must do the work."""
         lay = layout(array)
-        if (lay is None or lay.inner is not None or array.config.write_empty_chunks
-                or array.config.order != "C"):
+        if lay is None or array.config.write_empty_chunks or array.config.order != "C":
             return None
         return cls(array, lay)
 
@@ -82,15 +113,19 @@ class ChunkCodec:
         return self.lay.key_of(coords)
 
     def write(self, coords: tuple[int, ...], data: np.ndarray) -> None:
-        """Encode and store chunk ``coords`` (``data`` may be an edge chunk's valid part)."""
-        enc = self.lay.encode(data)
-        if enc is None:
+        """Encode and store unit ``coords`` (``data`` may be an edge unit's valid part)."""
+        parts = self.lay.encode_unit(data)
+        if parts is None:
             sync(self.store.delete(self.key(coords)))
             return
+        enc = parts[0] if len(parts) == 1 else b"".join(parts)
         sync(self.store.set(self.key(coords), self.proto.buffer.from_bytes(enc)))
 
     def read(self, coords: tuple[int, ...]) -> np.ndarray | None:
-        """Chunk ``coords`` decoded (full chunk shape), or ``None`` when it is not stored."""
+        """Chunk ``coords`` of an unsharded array decoded (full chunk shape), or ``None``
+        when it is not stored."""
+        if self.sharded:
+            raise NotImplementedError("direct reads are for unsharded arrays")
         buf = sync(self.store.get(self.key(coords), prototype=self.proto))
         if buf is None:
             return None
@@ -115,6 +150,9 @@ class NumpyReader:
     def read(self, region: tuple[slice, ...], out: np.ndarray) -> None:
         out[...] = np.asarray(self.data[region])
 
+    def for_task(self, region: tuple[slice, ...]) -> None:
+        return None  # in this process's memory
+
 
 class DaskReader:
     """A dask array, computed chunk by chunk straight into the buffer (no concatenation)."""
@@ -130,6 +168,12 @@ class DaskReader:
             da.store(part, out, lock=False, compute=True, scheduler="threads",
                      num_workers=self.threads)
 
+    def for_task(self, region: tuple[slice, ...]
+                 ) -> tuple[DaskReader, tuple[slice, ...]]:
+        """The region's own (culled) graph, computed by the task on its worker."""
+        part = self.data[region]
+        return DaskReader(part, self.threads), tuple(slice(0, n) for n in part.shape)
+
 
 class ZarrReader:
     """A zarr array read straight into the buffer, chunk by chunk in ``threads`` threads."""
@@ -137,12 +181,23 @@ class ZarrReader:
     def __init__(self, array: zarr.Array, threads: int = 1):
         self.array = array
         self.threads = max(1, threads)
-        self.codec = ChunkCodec.for_array(array)
+        codec = ChunkCodec.for_array(array)
+        self.codec = codec if codec is not None and not codec.sharded else None
         # a region read decodes only the (inner) chunks it touches, so they are the unit
         self.chunks = tuple(
             tuple(min(c, n - i) for i in range(0, n, c))
             for n, c in zip(array.shape, array.chunks, strict=True)
         )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # the zarr array pickles as its metadata and a store that reopens itself
+        return (ZarrReader, (self.array, self.threads))
+
+    def for_task(self, region: tuple[slice, ...]
+                 ) -> tuple[ZarrReader, tuple[slice, ...]] | None:
+        if _store.process_local(self.array.store):
+            return None  # another process would read an empty copy
+        return self, region
 
     def read(self, region: tuple[slice, ...], out: np.ndarray) -> None:
         try:
@@ -218,6 +273,68 @@ def reader_for(data: Any, threads: int) -> Reader:
 
 
 # ----------------------------------------------------------------------------- tasks
+#: one task at a time per process, whoever runs it: the budget holds per worker process
+_TASK_LOCK = threading.Lock()
+
+
+def copy_region(
+    reader: Reader,
+    read_region: tuple[slice, ...],
+    target: zarr.Array,
+    region: tuple[slice, ...],
+    threads: int,
+) -> int:
+    """One task: read ``read_region`` of ``reader`` and write it as ``region`` of
+    ``target``, whole write units only; returns the bytes copied.
+
+    Runs in this process or on a ``dask.distributed`` worker (every argument pickles small).
+    """
+    with _TASK_LOCK:
+        tune_malloc()
+        codec = ChunkCodec.for_array(target)
+        unit = tuple(target.shards or target.chunks)
+        with zarr.config.set({"async.concurrency": max(1, threads)}), \
+                ThreadPoolExecutor(max(1, threads)) as pool:
+            buf = np.empty(tuple(s.stop - s.start for s in region), dtype=target.dtype)
+            reader.read(read_region, buf)
+            _write_units(target, codec, region, buf, unit, pool)
+            nbytes = buf.nbytes
+            del buf
+        _release_memory()
+    return nbytes
+
+
+def active_client() -> Any:
+    """The ``dask.distributed`` client the active dask scheduler submits to, else ``None``
+    (the threaded scheduler, ``dask.config.set(scheduler=...)``, no distributed)."""
+    if "distributed" not in sys.modules:
+        return None  # nothing imported it, so no client can exist
+    try:
+        from distributed import Client
+
+        sched = dask.base.get_scheduler()
+    except (ImportError, RuntimeError, ValueError):
+        return None
+    owner = getattr(sched, "__self__", sched)
+    return owner if isinstance(owner, Client) and not owner.asynchronous else None
+
+
+def _shippable(phase: Phase, reader: Reader, target: zarr.Array) -> bool:
+    """Whether the tasks of ``phase`` can run in other processes: the source and target
+    reopen there, and a task carries a recipe rather than data."""
+    if _store.process_local(target.store) or phase.n_tasks == 0:
+        return False
+    task = reader.for_task(phase.region(0))
+    if task is None:
+        return False
+    try:
+        import cloudpickle
+
+        return len(cloudpickle.dumps(task[0])) <= SHIP_LIMIT
+    except (pickle.PicklingError, TypeError, OSError, ChunkError, ValueError):
+        return False  # e.g. a graph holding a store of this process only
+
+
 def run_phase(
     phase: Phase,
     reader: Reader,
@@ -225,27 +342,80 @@ def run_phase(
     *,
     start: int,
     threads: int,
-    on_task_done: Callable[[int, int], None],
+    on_progress: Callable[[int, int], None],
+    client: Any = None,
 ) -> None:
-    """Copy every task of ``phase`` from ``start`` on; call ``on_task_done(i, nbytes)``.
+    """Copy every task of ``phase`` from ``start`` on; ``on_progress(next, nbytes)`` after
+    each task, ``next`` being the first task not yet finished.
 
-    ``on_task_done`` runs after the task's data is in the store, before the next task.
+    With ``client`` (a ``dask.distributed.Client``) and data that can leave this process,
+    tasks run on the cluster, at most one per worker at a time; else here, in order.
     """
-    tune_malloc()
-    dtype = target.dtype
-    unit = tuple(target.shards or target.chunks)
-    codec = ChunkCodec.for_array(target)
-    with zarr.config.set({"async.concurrency": max(1, threads)}), \
-            ThreadPoolExecutor(max(1, threads)) as pool:
-        for i in range(start, phase.n_tasks):
-            region = phase.region(i)
-            buf = np.empty(tuple(s.stop - s.start for s in region), dtype=dtype)
-            reader.read(region, buf)
-            _write_units(target, codec, region, buf, unit, pool)
-            nbytes = buf.nbytes
-            del buf
-            _release_memory()
-            on_task_done(i, nbytes)
+    if client is not None and _shippable(phase, reader, target):
+        _run_on_cluster(phase, reader, target, start=start, threads=threads,
+                        on_progress=on_progress, client=client)
+        return
+    for i in range(start, phase.n_tasks):
+        region = phase.region(i)
+        nbytes = copy_region(reader, region, target, region, threads)
+        on_progress(i + 1, nbytes)
+
+
+def _run_on_cluster(
+    phase: Phase,
+    reader: Reader,
+    target: zarr.Array,
+    *,
+    start: int,
+    threads: int,
+    on_progress: Callable[[int, int], None],
+    client: Any,
+) -> None:
+    """Submit the tasks, one per worker in flight; each freed worker gets the next one.
+
+    Pinning a task to the worker that asks for work keeps each worker's memory to one task
+    (``allow_other_workers``: if that worker leaves, another runs it).
+    """
+    from distributed import as_completed
+
+    workers = list(client.scheduler_info().get("workers", {})) or [None]
+    token = uuid.uuid4().hex[:12]
+    todo = iter(range(start, phase.n_tasks))
+    running: dict[Any, tuple[int, Any]] = {}
+    finished: set[int] = set()
+    nxt = start
+    queue = as_completed()
+
+    def submit(worker: Any) -> None:
+        i = next(todo, None)
+        if i is None:
+            return
+        region = phase.region(i)
+        task = reader.for_task(region)
+        assert task is not None  # checked by _shippable
+        fut = client.submit(
+            copy_region, task[0], task[1], target, region, threads,
+            key=f"voxzarr-{phase.name}-{token}-{i}", pure=False,
+            workers=None if worker is None else [worker], allow_other_workers=True,
+        )
+        running[fut] = (i, worker)
+        queue.add(fut)
+
+    try:
+        for w in workers:
+            submit(w)
+        for fut in queue:
+            i, worker = running.pop(fut)
+            nbytes = fut.result()  # a task's error is raised here
+            finished.add(i)
+            while nxt in finished:
+                finished.discard(nxt)
+                nxt += 1
+            on_progress(nxt, nbytes)
+            submit(worker)
+    finally:
+        if running:
+            client.cancel(list(running))
 
 
 def _write_units(target: zarr.Array, codec: ChunkCodec | None, region: tuple[slice, ...],

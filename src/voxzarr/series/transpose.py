@@ -33,7 +33,7 @@ from .._progress import want_progress
 from ..coords import SPATIAL, geometry, parse_dims
 from ..errors import GeometryError, MetadataError, OverwriteError, StoreError, VoxzarrError
 from ..ngff import Axis, Level, Multiscale, multiscales_attrs, wrap_ome
-from .executor import ZarrReader, reader_for, run_phase
+from .executor import ZarrReader, active_client, reader_for, run_phase
 from .plan import (
     LAYOUT,
     LAYOUT_VERSION,
@@ -156,11 +156,14 @@ class _Progress:
         p = self.state.get("progress") or {}
         return int(p.get("phase", 0)), int(p.get("next", 0))
 
-    def done(self, phase: int, task: int) -> None:
-        nxt = task + 1
+    def advance(self, phase: int, nxt: int) -> None:
+        """Every task of ``phase`` before ``nxt`` (and of earlier phases) is written."""
         if nxt >= self.plan.phases[phase].n_tasks:
             phase, nxt = phase + 1, 0
-        self.state["progress"] = {"phase": phase, "next": nxt}
+        new = {"phase": phase, "next": nxt}
+        if self.state.get("progress") == new:
+            return  # a task finished out of order on a cluster: nothing new to record
+        self.state["progress"] = new
         self.root.attrs.update({"voxzarr": self.state})
 
     def bytes_done(self, itemsize: int) -> int:
@@ -239,6 +242,7 @@ def _convert(
             )
     progress = _Progress(root, state, plan)
     reader = reader_for(img.data, plan.threads)
+    client = active_client()  # a dask.distributed cluster takes the tasks, if one is active
     total = sum(math.prod(shape) for _ in plan.phases) * dtype.itemsize
     with tqdm(total=total, initial=progress.bytes_done(dtype.itemsize), unit="B",
               unit_scale=True, desc=plan.direction, disable=not want_progress(progress_bar),
@@ -250,12 +254,12 @@ def _convert(
             src = reader if phase.source == "source" else ZarrReader(staging, plan.threads)
             dst = target if phase.target == "target" else staging
 
-            def on_done(i: int, nbytes: int, k: int = k) -> None:
-                progress.done(k, i)
+            def on_progress(nxt: int, nbytes: int, k: int = k) -> None:
+                progress.advance(k, nxt)
                 bar.update(nbytes)
 
             run_phase(phase, src, dst, start=first_task if k == first_phase else 0,
-                      threads=plan.threads, on_task_done=on_done)
+                      threads=plan.threads, on_progress=on_progress, client=client)
     if plan.staging_chunks and STAGING in root:
         del root[STAGING]
     if path is not None:
@@ -307,7 +311,9 @@ def to_series(
         Local directory, fsspec URL or zarr store for the new series store.
     memory
         Memory budget (``"512MB"``, ``"2GiB"``, bytes) for the data in flight; peak memory
-        stays within it plus the interpreter's own footprint (see ``spec/series.md``).
+        stays within it plus the interpreter's own footprint (see ``spec/series.md``). With
+        an active ``dask.distributed`` client the tasks run on its workers, one per worker
+        process at a time, so the budget holds per worker.
     block
         Spatial block of one series chunk (int for every spatial axis, tuple over the
         spatial axes, or dict by dim). Default: about 1 MiB of whole series per chunk.
