@@ -1,10 +1,6 @@
-"""`voxzarr demo`, the bundled sample and the example scripts, end to end."""
+"""`voxzarr demo` and the bundled sample, end to end (the examples: test_examples.py)."""
 
 from __future__ import annotations
-
-import subprocess
-import sys
-from pathlib import Path
 
 import matplotlib
 
@@ -18,8 +14,6 @@ from PIL import Image  # noqa: E402
 import voxzarr as vz  # noqa: E402
 from voxzarr.cli import main  # noqa: E402
 from voxzarr.demo import MARKER, load_sample, run_demo, sample_path  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_bundled_sample_and_attribution(data_dir):
@@ -88,18 +82,3 @@ def test_demo_refuses_a_file(tmp_path):
     with pytest.raises(vz.OverwriteError, match="not a folder"):
         run_demo(target)
     assert target.read_text() == "x"
-
-
-@pytest.mark.parametrize("script", ["open_inspect.py", "projections.py"])
-def test_examples_run(tmp_path, script):
-    out = tmp_path / "examples-output"
-    run = subprocess.run([sys.executable, str(ROOT / "examples" / script), str(out)],
-                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert run.returncode == 0, run.stderr
-    if script == "open_inspect.py":
-        assert "'z': 0.125" in run.stdout and "16 x 64 x 64" in run.stdout
-        assert (out / "beads.ome.zarr").is_dir()
-    else:
-        with Image.open(out / "projections.png") as im:
-            assert im.size == (880, 880)
-        assert len(list((out / "planes").glob("z*.png"))) == 41
