@@ -680,6 +680,17 @@ def _spline_margin(order: int) -> int:
     return 1 if order == 0 else order // 2 + 2
 
 
+def _check_sigma(sigma: Sequence[float] | None, ndim: int) -> tuple[float, ...] | None:
+    """Per-axis smoothing sigmas as floats, or ``None`` when there is none to apply."""
+    if sigma is None:
+        return None
+    sig = tuple(float(x) for x in sigma)
+    if len(sig) != ndim or any(not np.isfinite(x) or x < 0 for x in sig):
+        raise GeometryError(f"sigma needs {ndim} finite values >= 0, got {sig}",
+                            field="sigma")
+    return sig if any(sig) else None
+
+
 def _radius(sigma: float, truncate: float) -> int:
     return int(truncate * float(sigma) + 0.5) if sigma > 0 else 0
 
@@ -879,13 +890,7 @@ def scale_translate(
     out_shape = _output_shape(output_shape, image)
     dtype = _resolve_output(output, image)
     chunks = _default_chunks(image, out_shape, output_chunks)
-    if sigma is not None:
-        sigma = tuple(float(s) for s in sigma)
-        if len(sigma) != image.ndim or any(not np.isfinite(s) or s < 0 for s in sigma):
-            raise GeometryError(f"sigma needs {image.ndim} finite values >= 0, got {sigma}",
-                                field="sigma")
-        if not any(sigma):
-            sigma = None
+    sigma = _check_sigma(sigma, image.ndim)
     if order <= 1:
         return _separable(image, np.diagonal(m).copy(), off, out_shape, order, mode,
                           float(cval), chunks, dtype, sigma, truncate)
@@ -922,12 +927,8 @@ def smoothed_affine(
     out_shape = _output_shape(output_shape, image)
     dtype = _resolve_output(output, image)
     chunks = _default_chunks(image, out_shape, output_chunks)
-    sig = tuple(float(x) for x in sigma)
-    if len(sig) != image.ndim or any(not np.isfinite(x) or x < 0 for x in sig):
-        raise GeometryError(f"sigma needs {image.ndim} finite values >= 0, got {sig}",
-                            field="sigma")
     return _general(image, m, off, out_shape, order, mode, float(cval), bool(prefilter),
-                    chunks, dtype, sig if any(sig) else None, truncate)
+                    chunks, dtype, _check_sigma(sigma, image.ndim), truncate)
 
 
 def rotation_matrix(angle: float, axes: Sequence[int], shape: Sequence[int],
