@@ -6,8 +6,11 @@ with the unit as a full UDUNITS name in ``coord.attrs["units"]``. The ``c`` coor
 channel labels. Voxel size, origin and units are derived from the coordinates each time they
 are needed, so slicing, ``isel``, ``coarsen`` or ``thin`` keep the geometry right.
 
-A coordinate of length one cannot show its spacing; for that case only, the spacing written
-at creation in ``coord.attrs["spacing"]`` is used. Longer axes always derive it from values.
+A coordinate of length one cannot show its spacing. Coordinates made here are indexed by a
+:class:`~voxzarr.gridindex.GridIndex`, which carries the sampling step through ``isel``,
+``sel``, ``concat`` and alignment; where an operation dropped that index and the step is not
+certain, :func:`geometry` refuses rather than return a stale spacing. Longer axes always
+derive it from their values.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 import xarray as xr
 
 from .errors import GeometryError
+from .gridindex import grid_coordinate, spacing_of_single
 from .units import normalize_unit
 
 __all__ = [
@@ -29,6 +33,7 @@ __all__ = [
     "parse_dims",
     "axis_coord",
     "make_coords",
+    "combine_coords",
     "geometry",
     "with_geometry",
 ]
@@ -36,7 +41,6 @@ __all__ = [
 DIM_ORDER: tuple[str, ...] = ("t", "c", "z", "y", "x")
 SPATIAL: tuple[str, ...] = ("z", "y", "x")
 AXIS_TYPES: dict[str, str] = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
-_SPACING_HINT = "spacing"
 
 
 def parse_dims(dims: str | Sequence[str], ndim: int | None = None) -> tuple[str, ...]:
@@ -80,8 +84,13 @@ def _check_spacing(dim: str, value: float) -> float:
     return v
 
 
-def axis_coord(dim: str, n: int, scale: float, translation: float, unit: str | None) -> xr.Variable:
-    """Pixel-centre coordinate variable ``translation + arange(n) * scale`` for one axis."""
+def axis_coord(dim: str, n: int, scale: float, translation: float,
+               unit: str | None) -> xr.Coordinates:
+    """Pixel-centre coordinate ``translation + arange(n) * scale`` for one axis.
+
+    Returned as :class:`xarray.Coordinates` indexed by a :class:`GridIndex`, so the spacing
+    survives selections down to one sample.
+    """
     scale = _check_spacing(dim, scale)
     translation = float(translation)
     if not np.isfinite(translation):
@@ -91,8 +100,7 @@ def axis_coord(dim: str, n: int, scale: float, translation: float, unit: str | N
     unit = normalize_unit(unit, field=f"units.{dim}")
     if unit is not None:
         attrs["units"] = unit
-    attrs[_SPACING_HINT] = scale  # read back only for axes of length one
-    return xr.Variable((dim,), values, attrs=attrs)
+    return grid_coordinate(dim, values, scale, attrs)
 
 
 def make_coords(
@@ -102,12 +110,16 @@ def make_coords(
     translation: Mapping[str, float] | None = None,
     units: Mapping[str, str | None] | None = None,
     channel_names: Sequence[str] | None = None,
-) -> dict[str, xr.Variable]:
-    """Coordinates for an image of ``dims`` / ``shape`` (missing scale 1, translation 0)."""
+) -> xr.Coordinates:
+    """Coordinates for an image of ``dims`` / ``shape`` (missing scale 1, translation 0).
+
+    Physical axes are indexed by :class:`~voxzarr.gridindex.GridIndex`; pass the result as
+    ``coords=`` (it is an :class:`xarray.Coordinates`, which keeps those indexes).
+    """
     scale = dict(scale or {})
     translation = dict(translation or {})
     units = dict(units or {})
-    coords: dict[str, xr.Variable] = {}
+    parts: list[xr.Coordinates] = []
     for dim, n in zip(dims, shape, strict=True):
         if dim == "c":
             if channel_names is not None:
@@ -116,12 +128,22 @@ def make_coords(
                     raise GeometryError(
                         f"{len(names)} channel names for {n} channels", field="channel_names"
                     )
-                coords["c"] = xr.Variable(("c",), np.asarray(names, dtype=object))
+                parts.append(xr.Coordinates({"c": np.asarray(names, dtype=object)}))
             continue
-        coords[dim] = axis_coord(
+        parts.append(axis_coord(
             dim, n, scale.get(dim, 1.0), translation.get(dim, 0.0), units.get(dim)
-        )
-    return coords
+        ))
+    return combine_coords(parts)
+
+
+def combine_coords(parts: Iterable[xr.Coordinates]) -> xr.Coordinates:
+    """One :class:`xarray.Coordinates` from several, keeping each one's indexes."""
+    variables: dict[str, xr.Variable] = {}
+    indexes: dict[str, object] = {}
+    for part in parts:
+        variables.update({str(k): v for k, v in part.variables.items()})
+        indexes.update({str(k): v for k, v in part.xindexes.items()})
+    return xr.Coordinates(variables, indexes=indexes)
 
 
 @dataclass(frozen=True)
@@ -192,11 +214,15 @@ def _exact_spacing(values: np.ndarray) -> float:
     return float(mean_step)
 
 
-def geometry(obj: xr.DataArray, *, path: object = None) -> Geometry:
+def geometry(obj: xr.DataArray, *, path: object = None,
+             unknown_ok: Iterable[str] = ()) -> Geometry:
     """Derive the :class:`Geometry` of an image from its coordinates.
 
-    Raises :class:`GeometryError` for non-uniform, non-increasing or non-finite coordinates.
+    Raises :class:`GeometryError` for non-uniform, non-increasing or non-finite coordinates,
+    and for a length-1 axis whose spacing is not known (see :mod:`voxzarr.gridindex`) unless
+    it is named in ``unknown_ok``, where it is left out of ``scale``.
     """
+    unknown_ok = set(unknown_ok)
     dims = tuple(str(d) for d in obj.dims)
     scale: dict[str, float] = {}
     translation: dict[str, float] = {}
@@ -215,7 +241,21 @@ def geometry(obj: xr.DataArray, *, path: object = None) -> Geometry:
         if not np.all(np.isfinite(values)):
             raise GeometryError("coordinate has non-finite values", path=path, field=dim)
         if n == 1:
-            step = float(coord.attrs.get(_SPACING_HINT, 1.0))
+            single = spacing_of_single(coord, obj.xindexes.get(dim))
+            if single is None and dim in unknown_ok:
+                translation[dim] = float(values[0])
+                units[dim] = coord.attrs.get("units")
+                continue
+            if single is None:
+                raise GeometryError(
+                    "this axis has one sample and its spacing is not known: an operation "
+                    "rebuilt the coordinate from its value (coarsen, interp, expand_dims, "
+                    "assign_coords ...), so one position cannot tell the voxel size; set it "
+                    f"with img.vox.set_voxel_size({{{dim!r}: ...}})",
+                    path=path,
+                    field=dim,
+                )
+            step = single
         else:
             steps = np.diff(values)
             step = _exact_spacing(values)
@@ -249,9 +289,11 @@ def with_geometry(
 ) -> xr.DataArray:
     """Return ``obj`` with new coordinates for the given axes; others keep theirs.
 
-    A scalar ``scale`` or ``units`` applies to every spatial axis.
+    A scalar ``scale`` or ``units`` applies to every spatial axis. An axis given a new
+    ``scale`` may be one whose spacing is unknown (a single sample whose index was dropped).
     """
-    geo = geometry(obj)
+    named = scale if isinstance(scale, Mapping) else (SPATIAL if scale is not None else ())
+    geo = geometry(obj, unknown_ok=named)
     spatial = geo.spatial_dims
     if scale is not None and not isinstance(scale, Mapping):
         scale = {d: float(scale) for d in spatial}
@@ -264,13 +306,13 @@ def with_geometry(
         if name not in geo.dims or name == "c":
             raise GeometryError(f"no axis {name!r} with a physical size in dims {geo.dims}",
                                 field=name)
-    new = {}
-    for dim in set(scale) | set(translation) | set(units):
-        new[dim] = axis_coord(
+    new = []
+    for dim in sorted(set(scale) | set(translation) | set(units), key=DIM_ORDER.index):
+        new.append(axis_coord(
             dim,
             geo.size(dim),
             scale.get(dim, geo.scale.get(dim, 1.0)),
             translation.get(dim, geo.translation.get(dim, 0.0)),
             units[dim] if dim in units else geo.units.get(dim),
-        )
-    return obj.assign_coords(new)
+        ))
+    return obj.assign_coords(combine_coords(new))

@@ -25,7 +25,7 @@ from zarr.codecs import BloscCodec
 from . import _store
 from ._chunkwrite import chunk_target, read_region
 from ._progress import progress
-from .coords import SPATIAL, geometry, make_coords, parse_dims
+from .coords import SPATIAL, combine_coords, geometry, make_coords, parse_dims
 from .errors import ChunkError, GeometryError, MetadataError, StoreError, VoxzarrError
 from .ngff import Axis, Level, Multiscale, layout_kind, multiscales_attrs, ome_attrs, wrap_ome
 from .ngff.parse import parse_multiscale
@@ -40,6 +40,9 @@ __all__ = [
     "to_ome_zarr",
     "write_multiscale",
     "default_chunks",
+    "level_attrs",
+    "level_coords",
+    "level_index",
     "storage_units",
 ]
 
@@ -279,27 +282,53 @@ def read_multiscale_metadata(
     return ms, _level_arrays(group, ms, where)
 
 
-def _level_dataarray(ms: Multiscale, lv: Level, arr: zarr.Array, where: str,
-                     chunks: Any) -> xr.DataArray:
+def level_coords(ms: Multiscale, lv: Level, shape: Sequence[int]) -> Any:
+    """Coordinates of one level, as :func:`open_image` attaches them (via ``make_coords``).
+
+    Shared with the xarray backend so both give the same geometry; whatever ``make_coords``
+    returns (a mapping of variables or ``xr.Coordinates``) is passed on unchanged.
+    """
     dims = ms.dims
-    reader = _ChunkReader(arr, f"{where.rstrip('/')}/{lv.path}")
-    data = da.from_array(reader, chunks=chunks or _read_chunks(arr), asarray=False,
-                         name=f"open_image-{tokenize(where, lv.path, arr.metadata.to_dict())}",
-                          lock=False)
     scale = {d: s for d, s in zip(dims, lv.scale, strict=True) if d != "c"}
     trans = {d: t for d, t in zip(dims, lv.translation, strict=True) if d != "c"}
     chan = ms.channel_names
-    if chan is not None and "c" in dims and len(chan) != arr.shape[dims.index("c")]:
+    if chan is not None and "c" in dims and len(chan) != shape[dims.index("c")]:
         chan = None  # omero disagrees with the array: fall back to indices
-    coords = make_coords(dims, arr.shape, scale, trans, ms.units, chan)
+    coords = make_coords(dims, shape, scale, trans, ms.units, chan)
     if "c" in dims and "c" not in coords:
-        coords["c"] = xr.Variable(("c",), np.arange(arr.shape[dims.index("c")]))
+        coords = combine_coords([coords, xr.Coordinates({"c": np.arange(shape[dims.index("c")])})])
+    return coords
+
+
+def level_attrs(ms: Multiscale) -> dict[str, Any]:
+    """Attributes of the image variable of every level (``image-label``, ``omero``)."""
     attrs: dict[str, Any] = {}
     if ms.image_label is not None:
         attrs["image-label"] = ms.image_label
     if ms.omero is not None:
         attrs["omero"] = ms.omero
-    return xr.DataArray(data, dims=dims, coords=coords, name=ms.name or IMAGE_VAR, attrs=attrs)
+    return attrs
+
+
+def level_index(ms: Multiscale, level: int | str, where: str) -> int:
+    """Index of ``level`` (an index, or a dataset path) in ``ms.levels``."""
+    try:
+        idx = level if isinstance(level, int) else [lv.path for lv in ms.levels].index(level)
+        ms.levels[idx]
+    except (IndexError, ValueError):
+        raise StoreError(f"no level {level!r}; levels are {[lv.path for lv in ms.levels]}",
+                         path=where, field="level") from None
+    return idx
+
+
+def _level_dataarray(ms: Multiscale, lv: Level, arr: zarr.Array, where: str,
+                     chunks: Any) -> xr.DataArray:
+    reader = _ChunkReader(arr, f"{where.rstrip('/')}/{lv.path}")
+    data = da.from_array(reader, chunks=chunks or _read_chunks(arr), asarray=False,
+                         name=f"open_image-{tokenize(where, lv.path, arr.metadata.to_dict())}",
+                          lock=False)
+    return xr.DataArray(data, dims=ms.dims, coords=level_coords(ms, lv, arr.shape),
+                        name=ms.name or IMAGE_VAR, attrs=level_attrs(ms))
 
 
 def open_image(
@@ -340,12 +369,8 @@ def open_image(
     group, where = resolve_image_group(root, location=location, series=series, well=well,
                                        field=field, label=label)
     ms, arrays = read_multiscale_metadata(group, where)
-    try:
-        idx = level if isinstance(level, int) else [lv.path for lv in ms.levels].index(level)
-        lv = ms.levels[idx]
-    except (IndexError, ValueError):
-        raise StoreError(f"no level {level!r}; levels are {[lv.path for lv in ms.levels]}",
-                         path=where, field="level") from None
+    idx = level_index(ms, level, where)
+    lv = ms.levels[idx]
     img = _level_dataarray(ms, lv, arrays[idx], where, chunks)
     # lets filters find this image's stored halo while the data are still this untouched read
     img.encoding["voxzarr_source"] = _Source(group=group, level=lv.path, array=img.data.name)

@@ -54,7 +54,7 @@ from ._downsample import (
 )
 from ._progress import progress
 from ._xp import array_module, resolve_device
-from .coords import SPATIAL, geometry, make_coords
+from .coords import SPATIAL, combine_coords, geometry, make_coords
 from .errors import MetadataError, OverwriteError, PyramidError, StoreError
 from .ngff import Level, multiscales_attrs, ome_attrs
 
@@ -415,9 +415,9 @@ def _level_image(data: Any, plan: PyramidPlan, level: int, src: xr.DataArray) ->
     geo = geometry(src)
     coords = make_coords(plan.dims, plan.shapes[level], plan.scales[level],
                          plan.translations[level], geo.units)
-    coords = {d: v for d, v in coords.items() if d in src.coords}
+    coords = coords.drop_vars([d for d in coords if d not in src.coords])
     if "c" in src.coords:
-        coords["c"] = src.coords["c"].variable
+        coords = combine_coords([coords, xr.Coordinates({"c": src.coords["c"].variable})])
     return xr.DataArray(data, dims=plan.dims, coords=coords, name=src.name,
                         attrs=dict(src.attrs))
 

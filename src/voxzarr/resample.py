@@ -32,7 +32,7 @@ from scipy import special
 
 from . import ndinterp
 from ._xp import dask_to_device, is_cupy, resolve_device
-from .coords import SPATIAL, Geometry, geometry, make_coords
+from .coords import SPATIAL, Geometry, combine_coords, geometry, make_coords
 from .errors import GeometryError, VoxzarrError
 from .io import default_chunks
 
@@ -154,8 +154,8 @@ def _wrap(obj: xr.DataArray, geo: Geometry, data: da.Array, scale: Mapping[str, 
     new_trans = {**geo.translation, **translation}
     coords = make_coords(geo.dims, data.shape, new_scale, new_trans, geo.units,
                          geo.channel_names)
-    if "c" in obj.coords:
-        coords["c"] = obj.coords["c"].variable  # channels pass through untouched
+    if "c" in obj.coords:  # channels pass through untouched
+        coords = combine_coords([coords, xr.Coordinates({"c": obj.coords["c"].variable})])
     return xr.DataArray(data, dims=geo.dims, coords=coords, name=obj.name,
                         attrs=dict(obj.attrs))
 

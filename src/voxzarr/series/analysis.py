@@ -47,7 +47,8 @@ import numpy as np
 import xarray as xr
 
 from ..coords import SPATIAL
-from ..errors import VoxzarrError
+from ..errors import GeometryError, VoxzarrError
+from ..gridindex import spacing_of_single
 
 __all__ = ["SeriesAnalysis"]
 
@@ -389,7 +390,11 @@ class SeriesAnalysis:
         vals = np.asarray(self._obj["t"].values, dtype=np.float64)
         if vals.size > 1:
             return float((vals[-1] - vals[0]) / (vals.size - 1))
-        return float(self._obj["t"].attrs.get("spacing", 1.0))
+        single = spacing_of_single(self._obj["t"], self._obj.xindexes.get("t"))
+        if single is None:
+            raise GeometryError("one time point whose interval is not known; set it with "
+                                "ser.vox.set_voxel_size({'t': ...})", field="t")
+        return single
 
     # ------------------------------------------------------------------ analyses (maps)
     def correlate(self, signal: Any) -> xr.DataArray:
