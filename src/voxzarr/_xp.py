@@ -59,9 +59,9 @@ def array_module(arr: Any) -> ModuleType:
 def ndimage_module(arr: Any) -> ModuleType:
     """``scipy.ndimage`` or ``cupyx.scipy.ndimage`` to match ``arr``."""
     if is_cupy(arr):
-        import cupyx.scipy.ndimage as cndi
+        from . import _cupyx_exact  # cupyx, with scipy's prefilter on short lines
 
-        return cndi
+        return _cupyx_exact
     import scipy.ndimage as ndi
 
     return ndi

@@ -12,6 +12,8 @@ __all__ = [
     "VoxzarrError",
     "MetadataError",
     "GeometryError",
+    "ArgumentError",
+    "ArgumentTypeError",
     "UnitError",
     "StoreError",
     "ChunkError",
@@ -57,6 +59,20 @@ class MetadataError(VoxzarrError, ValueError):
 
 class GeometryError(VoxzarrError, ValueError):
     """Coordinates, voxel sizes or transforms are invalid (non-uniform, zero, NaN, ...)."""
+
+
+class ArgumentError(GeometryError, RuntimeError):
+    """An interpolation argument that :mod:`scipy.ndimage` rejects with ``RuntimeError``.
+
+    Spline order, boundary mode, matrix, offset or coordinate shapes, array ranks. It is
+    also a :class:`GeometryError` (so a ``ValueError``), so both scipy-style
+    ``except RuntimeError`` and voxzarr-style handlers catch it.
+    """
+
+
+class ArgumentTypeError(GeometryError, TypeError):
+    """An interpolation argument of a type :mod:`scipy.ndimage` rejects with ``TypeError``
+    (complex coordinates); also a :class:`GeometryError`."""
 
 
 class UnitError(VoxzarrError, ValueError):

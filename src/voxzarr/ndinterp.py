@@ -18,6 +18,12 @@ chunk is interpolated one axis at a time (trilinear equals three 1-D linear pass
 several times faster than a 3-D spline kernel and exact to float rounding; on CuPy one fused
 kernel does all axes in a single pass.
 
+Like scipy, :func:`rotate` turns an N-D array plane by plane (the other axes are neither
+prefiltered nor interpolated); complex input is processed as its real and imaginary parts;
+an ``(ndim, k)`` matrix maps a ``k``-D output; bad arguments raise the builtin error types
+scipy raises (:class:`~voxzarr.errors.ArgumentError` is a ``RuntimeError`` and a
+``ValueError``).
+
 The spline prefilter is an infinite-impulse-response filter, so chunked prefiltering is exact
 only to a tolerance: the error a truncated line injects decays by ``|z|`` per voxel (``z`` the
 filter pole with the largest magnitude: 0.268 for cubic, 0.430 for quintic).
@@ -27,7 +33,10 @@ under float32 resolution.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from itertools import product
 from typing import Any
@@ -36,10 +45,11 @@ import dask.array as da
 import numpy as np
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
+from scipy import ndimage as _scipy_ndimage
 from scipy import special
 
 from ._xp import array_module, empty_meta, is_cupy, ndimage_module
-from .errors import GeometryError
+from .errors import ArgumentError, ArgumentTypeError, GeometryError
 
 __all__ = [
     "MODES",
@@ -63,45 +73,55 @@ _REFLECTS = ("reflect", "grid-mirror", "mirror")
 _GAUSS_MODE = {"grid-constant": "constant", "grid-mirror": "reflect", "grid-wrap": "wrap"}
 #: relative error the chunked spline prefilter may leave (float32 resolves 6e-8)
 PREFILTER_TOL = 1e-8
+# scipy pre-pads the input by 12 voxels before the prefilter in these modes
+_PREPAD_MODES = ("nearest", "grid-constant")
+_NPAD = 12
+# a coordinate this far outside the image (12 pad voxels plus the widest spline half-support)
+# reads only the outermost padded coefficients: the result no longer depends on it
+_PAD_REACH = _NPAD + 3
 
 
 # --------------------------------------------------------------------------- validation
 def _check_order(order: Any) -> int:
     if isinstance(order, bool) or not isinstance(order, int | np.integer) or not 0 <= order <= 5:
-        raise GeometryError(f"spline order must be an integer 0-5, got {order!r}", field="order")
+        raise ArgumentError(f"spline order must be an integer 0-5, got {order!r}", field="order")
     return int(order)
 
 
 def _check_mode(mode: Any) -> str:
     if mode not in MODES:
-        raise GeometryError(f"unknown boundary mode {mode!r}; choose one of {MODES}",
+        raise ArgumentError(f"unknown boundary mode {mode!r}; choose one of {MODES}",
                             field="mode")
     return "reflect" if mode == "grid-mirror" else str(mode)
 
 
-def _as_dask(image: Any) -> da.Array:
+def _as_dask(image: Any, min_ndim: int = 1) -> da.Array:
     arr = image if isinstance(image, da.Array) else da.asarray(image)
-    if arr.ndim < 1:
-        raise GeometryError("need an array of at least one dimension", field="image")
+    if arr.ndim < min_ndim:  # scipy: RuntimeError('input and output rank must be > 0')
+        raise ArgumentError("need an array of at least one dimension", field="image")
     if np.issubdtype(arr.dtype, np.complexfloating):
         raise GeometryError("complex images are not supported; transform .real and .imag "
                             "separately", field="image")
     return arr
 
 
-def normalize_matrix(matrix: Any, offset: Any, ndim: int) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``(M, offset)`` as a ``(ndim, ndim)`` matrix and ``(ndim,)`` vector.
+def normalize_matrix(matrix: Any, offset: Any, ndim: int,
+                     out_ndim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(M, offset)`` as a ``(ndim, out_ndim)`` matrix and ``(ndim,)`` vector.
 
-    Accepts what scipy accepts: a diagonal ``(ndim,)``, a linear ``(ndim, ndim)`` (with
-    ``offset``), or homogeneous ``(ndim, ndim + 1)`` / ``(ndim + 1, ndim + 1)`` matrices
-    whose last column is the offset (``offset`` is then ignored).
+    Accepts what scipy accepts: a diagonal ``(ndim,)``, a linear ``(ndim, out_ndim)`` (with
+    ``offset``; ``out_ndim`` is the output rank, by default ``ndim``), or homogeneous
+    ``(ndim, ndim + 1)`` / ``(ndim + 1, ndim + 1)`` matrices whose last column is the offset
+    (``offset`` is then ignored). Shape errors are :class:`ArgumentError` (scipy raises
+    ``RuntimeError``), a bad homogeneous row a :class:`GeometryError` (``ValueError``).
     """
+    out_ndim = ndim if out_ndim is None else int(out_ndim)
     m = np.asarray(matrix, dtype=np.float64)
-    if m.ndim == 1 and m.shape == (ndim,):
-        lin, off = np.diag(m), offset
-    elif m.shape == (ndim, ndim):
-        lin, off = m, offset
-    elif m.shape in ((ndim, ndim + 1), (ndim + 1, ndim + 1)):
+    if m.ndim not in (1, 2) or m.shape[0] < 1:
+        raise ArgumentError(f"no proper affine matrix provided (shape {m.shape})",
+                            field="matrix")
+    lin, off = m, offset
+    if m.ndim == 2 and m.shape[1] == ndim + 1 and m.shape[0] in (ndim, ndim + 1):
         if m.shape[0] == ndim + 1:
             expect = np.zeros(ndim + 1)
             expect[-1] = 1.0
@@ -109,16 +129,26 @@ def normalize_matrix(matrix: Any, offset: Any, ndim: int) -> tuple[np.ndarray, n
                 raise GeometryError(f"last row of a homogeneous matrix must be {expect.tolist()}"
                                     f", got {m[-1].tolist()}", field="matrix")
         lin, off = m[:ndim, :ndim], m[:ndim, ndim]
-    else:
-        raise GeometryError(
+    if lin.shape[0] != ndim:
+        raise ArgumentError(
             f"matrix of shape {m.shape} does not fit a {ndim}-D image; expected ({ndim},), "
-            f"({ndim}, {ndim}), ({ndim}, {ndim + 1}) or ({ndim + 1}, {ndim + 1})",
-            field="matrix",
-        )
-    off = np.broadcast_to(np.asarray(off, dtype=np.float64), (ndim,)).copy() \
-        if np.ndim(off) == 0 else np.asarray(off, dtype=np.float64)
+            f"({ndim}, {out_ndim}), ({ndim}, {ndim + 1}) or ({ndim + 1}, {ndim + 1})",
+            field="matrix")
+    field = "matrix" if out_ndim == ndim else "output_shape"
+    if lin.ndim == 1:
+        if out_ndim != ndim:
+            raise ArgumentError(f"a diagonal matrix needs an output of rank {ndim}, got "
+                                f"{out_ndim}", field=field)
+        lin = np.diag(lin)
+    elif lin.shape[1] != out_ndim:
+        raise ArgumentError(f"affine matrix has {lin.shape[1]} columns for an output of rank "
+                            f"{out_ndim}", field=field)
+    if np.ndim(off) == 0:
+        off = np.full(ndim, float(np.asarray(off, dtype=np.float64)))
+    off = np.asarray(off, dtype=np.float64)
     if off.shape != (ndim,):
-        raise GeometryError(f"offset needs {ndim} values, got shape {off.shape}", field="offset")
+        raise ArgumentError(f"offset needs {ndim} values, got shape {off.shape}",
+                            field="offset")
     lin = np.ascontiguousarray(lin, dtype=np.float64)
     if not (np.all(np.isfinite(lin)) and np.all(np.isfinite(off))):
         raise GeometryError("matrix and offset must be finite", field="matrix")
@@ -126,6 +156,8 @@ def normalize_matrix(matrix: Any, offset: Any, ndim: int) -> tuple[np.ndarray, n
 
 
 def _is_diagonal(m: np.ndarray) -> bool:
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        return False
     return bool(np.count_nonzero(m - np.diag(np.diagonal(m))) == 0)
 
 
@@ -362,6 +394,9 @@ def _build(
 def _default_chunks(image: da.Array, out_shape: tuple[int, ...], output_chunks: Any) -> Any:
     if output_chunks is not None:
         return output_chunks
+    if len(out_shape) != image.ndim:  # another rank: the input's longest chunk on every axis
+        longest = max(image.chunksize, default=1)
+        return tuple(min(longest, max(n, 1)) for n in out_shape)
     return tuple(min(c, max(n, 1)) for c, n in zip(image.chunksize, out_shape, strict=True))
 
 
@@ -413,12 +448,13 @@ def _smooth(region: Any, sigma: Sequence[float], mode: str, cval: float,
 
 
 def _global_coords(xp: Any, matrix: np.ndarray, offset: np.ndarray,
-                   start: Sequence[int], shape: Sequence[int]) -> Any:
+                   start: Sequence[int], shape: Sequence[int], shift_first: bool = False) -> Any:
     """Input coordinates of one output chunk, rounded exactly as scipy rounds them.
 
     scipy starts from the offset and adds ``o_l * M[h, l]`` left to right, with the *global*
     output index ``o``. Doing the same keeps order-0 ties and points on the image edge on
-    the same side as in the whole-array result.
+    the same side as in the whole-array result. ``shift_first`` follows scipy's path for a
+    1-D (diagonal) matrix instead, which computes ``(o + offset / m) * m``.
     """
     ndim = len(shape)
     grids = []
@@ -427,6 +463,10 @@ def _global_coords(xp: Any, matrix: np.ndarray, offset: np.ndarray,
         grids.append(g.reshape((1,) * ax + (k,) + (1,) * (ndim - ax - 1)))
     out = xp.empty((matrix.shape[0], *shape), dtype=np.float64)
     for h in range(matrix.shape[0]):
+        if shift_first and matrix[h, h] != 0:
+            m = float(matrix[h, h])
+            out[h] = (grids[h] + float(offset[h]) / m) * m
+            continue
         acc = float(offset[h])
         for ax in range(ndim):
             acc = acc + grids[ax] * float(matrix[h, ax])
@@ -437,13 +477,16 @@ def _global_coords(xp: Any, matrix: np.ndarray, offset: np.ndarray,
 def _affine_block(parts: Any, matrix: np.ndarray, offset: np.ndarray, start: tuple[int, ...],
                   out_shape: tuple[int, ...], lo: np.ndarray, order: int, mode: str,
                   cval: float, prefilter: bool, dtype: np.dtype,
-                  sigma: Sequence[float] | None, truncate: float, exact: bool) -> Any:
+                  sigma: Sequence[float] | None, truncate: float, exact: bool,
+                  shift_first: bool = False, planes: tuple[int, ...] | None = None) -> Any:
     """General path: scipy / cupyx interpolation of one input region.
 
     With ``exact`` the task builds the chunk's global coordinates and calls
     ``map_coordinates``, for results that jump where a coordinate crosses a rounding tie or
     the image edge (order 0, ``constant``, ``wrap``). Otherwise ``affine_transform`` with the
     offset moved to the region, which differs from the whole-array call only by rounding.
+    With ``planes`` (two axes) each plane along them is transformed on its own, as
+    :func:`scipy.ndimage.rotate` does (see :func:`_plane_transform`).
     """
     region = _assemble(parts)
     gpu = is_cupy(region)
@@ -452,10 +495,14 @@ def _affine_block(parts: Any, matrix: np.ndarray, offset: np.ndarray, start: tup
     cdtype = _compute_dtype(np.dtype(region.dtype), dtype, gpu)
     if sigma is not None:
         region = _smooth(region, sigma, mode, cval, truncate, cdtype)
+    if planes is not None:
+        out = _plane_transform(region, matrix, offset, start, out_shape, lo, order, mode, cval,
+                               prefilter, cdtype, exact, planes)
+        return _cast(out, dtype)
     if gpu:
         region = xp.ascontiguousarray(region)
     if exact:
-        coords = _global_coords(xp, matrix, offset, start, out_shape)
+        coords = _global_coords(xp, matrix, offset, start, out_shape, shift_first)
         coords -= xp.asarray(lo, dtype=np.float64).reshape((-1,) + (1,) * len(out_shape))
         out = ndi.map_coordinates(region, coords, order=order, mode=mode, cval=cval,
                                   prefilter=prefilter, output=cdtype)
@@ -465,6 +512,108 @@ def _affine_block(parts: Any, matrix: np.ndarray, offset: np.ndarray, start: tup
                                    output_shape=out_shape, order=order, mode=mode, cval=cval,
                                    prefilter=prefilter, output=cdtype)
     return _cast(out, dtype)
+
+
+def _plane_transform(region: Any, matrix: np.ndarray, offset: np.ndarray,
+                     start: tuple[int, ...], out_shape: tuple[int, ...], lo: np.ndarray,
+                     order: int, mode: str, cval: float, prefilter: bool, cdtype: np.dtype,
+                     exact: bool, planes: tuple[int, ...]) -> Any:
+    """One 2-D transform per plane along ``planes``: :func:`scipy.ndimage.rotate`'s N-D rule.
+
+    scipy rotates an N-D array plane by plane, so the other axes are never prefiltered or
+    interpolated (a 3-D spline would smooth them, or prefilter them where scipy does not).
+    Along those axes the region is exactly the output chunk.
+    """
+    xp = array_module(region)
+    ndi = ndimage_module(region)
+    ax = list(planes)
+    m2 = np.ascontiguousarray(matrix[np.ix_(ax, ax)])
+    start2 = tuple(start[a] for a in ax)
+    shape2 = tuple(out_shape[a] for a in ax)
+    src = xp.moveaxis(region, ax, (-2, -1))
+    out = xp.empty(src.shape[:-2] + shape2, dtype=cdtype)
+    if exact:
+        coords = _global_coords(xp, m2, offset[ax], start2, shape2)
+        coords -= xp.asarray(lo[ax], dtype=np.float64).reshape(-1, 1, 1)
+    else:
+        local = offset[ax] + m2 @ np.asarray(start2, dtype=np.float64) - lo[ax]
+        mat = xp.asarray(m2)
+    for idx in np.ndindex(*src.shape[:-2]):
+        plane = xp.ascontiguousarray(src[idx])
+        if exact:
+            ndi.map_coordinates(plane, coords, order=order, mode=mode, cval=cval,
+                                prefilter=prefilter, output=out[idx])
+        else:
+            ndi.affine_transform(plane, mat, tuple(local.tolist()), output_shape=shape2,
+                                 order=order, mode=mode, cval=cval, prefilter=prefilter,
+                                 output=out[idx])
+    return xp.moveaxis(out, (-2, -1), ax)
+
+
+def _near_tie(cval: float) -> bool:
+    """Whether ``cval`` sits on a rounding tie of integer outputs (``k + 0.5``)."""
+    return abs(abs(cval) % 1.0 - 0.5) <= 1e-12 * max(1.0, abs(cval))
+
+
+def _needs_cval_fix(mode: str, order: int, dtype: np.dtype, cval: float) -> bool:
+    """Whether integer results need scipy's own cval-only sums (:func:`_cval_only`)."""
+    return mode == "grid-constant" and order > 0 and dtype.kind in "iu" and _near_tie(cval)
+
+
+def _cval_only(coords: np.ndarray, n_in: Sequence[int], order: int, cval: float,
+               prefilter: bool) -> tuple[np.ndarray, np.ndarray] | None:
+    """scipy's values at the points whose spline taps all lie outside the input (grid-constant).
+
+    scipy sums ``cval * weights`` there, and the weights add up to 1 only within rounding, so
+    at a tie cval (``k + 0.5``) an integer result rounds up or down with the weights' last
+    bits. Chunks fill such points with ``cval`` or weigh them from region-local coordinates,
+    so this recomputes them from the global ``coords`` (``(ndim, ...)``), by scipy itself on
+    a zero-stride stand-in for the (pre-padded) input. ``None`` where no point is affected.
+    """
+    pad = _NPAD if prefilter and order > 1 else 0
+    cc = coords + float(pad)  # the same double addition as scipy's ``icoor + nprepad``
+    mask = np.zeros(coords.shape[1:], dtype=bool)
+    for a, n in enumerate(n_in):
+        first = np.floor(cc[a] if order % 2 else cc[a] + 0.5) - order // 2
+        mask |= (first + order < 0) | (first >= n + 2 * pad)
+    if not mask.any():
+        return None
+    stand_in = np.broadcast_to(np.zeros((), dtype=np.float64), tuple(n + 2 * pad for n in n_in))
+    values = _scipy_ndimage.map_coordinates(stand_in, cc[:, mask], order=order,
+                                            mode="grid-constant", cval=cval, prefilter=False,
+                                            output=np.float64)
+    return mask, values
+
+
+def _affine_cval_fix(block: Any, matrix: np.ndarray, offset: np.ndarray, n_in: tuple[int, ...],
+                     order: int, cval: float, prefilter: bool, dtype: np.dtype,
+                     shift_first: bool, planes: tuple[int, ...] | None,
+                     block_info: Any = None) -> Any:
+    """Put scipy's cval-only sums (:func:`_cval_only`) into one output chunk."""
+    if not isinstance(block, np.ndarray) or block.size == 0:
+        return block  # CuPy results agree with scipy within float32 rounding anyway
+    start = tuple(int(a) for a, _ in block_info[None]["array-location"])
+    coords = _global_coords(np, matrix, offset, start, block.shape, shift_first)
+    axes = list(range(len(n_in))) if planes is None else list(planes)
+    found = _cval_only(coords[axes], [n_in[a] for a in axes], order, cval, prefilter)
+    if found is None:
+        return block
+    block = block.copy()
+    block[found[0]] = _cast(found[1], dtype)
+    return block
+
+
+def _map_cval_fix(block: Any, coords: Any, n_in: tuple[int, ...], order: int, cval: float,
+                  prefilter: bool, dtype: np.dtype) -> Any:
+    """:func:`_affine_cval_fix` for one chunk of :func:`map_coordinates`."""
+    if not isinstance(block, np.ndarray) or block.size == 0:
+        return block
+    found = _cval_only(np.asarray(coords, dtype=np.float64), n_in, order, cval, prefilter)
+    if found is None:
+        return block
+    block = block.copy()
+    block[found[0]] = _cast(found[1], dtype)
+    return block
 
 
 def _map_block(parts: Any, coords: Any, lo: np.ndarray, order: int, mode: str, cval: float,
@@ -501,7 +650,8 @@ def _separable_block(parts: Any, tables: Sequence[Any], cval: float, dtype: np.d
         # with one weighted axis the passes add the taps in scipy's order already (bit for
         # bit); with more, half-integer ties may round differently and are redone
         weighted = sum(t is not None and t[1] is not None for t in tables)
-        exact = (lambda pts: _scipy_sum(pts, region, tables, cval)) if weighted >= 2 else None
+        exact = (lambda pts: _scipy_sum(pts, region, tables, cval, mode)) \
+            if weighted >= 2 else None
         return _round_cpu(res, dtype, exact)
     return _cast(res, dtype)
 
@@ -518,8 +668,12 @@ def _pass_cpu(a: np.ndarray, ax: int, idx: np.ndarray, w: np.ndarray | None,
     shape[ax] = idx.shape[0]
     if w is None:
         return np.take(a, idx[:, 0], axis=ax)
-    out = np.empty(shape, dtype=cdtype)
     w0, w1 = w[:, 0].astype(cdtype), w[:, 1].astype(cdtype)
+    if a.ndim == 1:  # 1-D: the "planes" are scalars, so one vectorised pass does it
+        out = np.multiply(a[idx[:, 0]], w0, dtype=cdtype)
+        out += np.multiply(a[idx[:, 1]], w1, dtype=cdtype)
+        return out
+    out = np.empty(shape, dtype=cdtype)
     tmp = np.empty(shape[1:], dtype=cdtype)
     if ax == 0:
         for j, (i, k) in enumerate(zip(idx[:, 0].tolist(), idx[:, 1].tolist(), strict=True)):
@@ -581,12 +735,13 @@ def _round_cpu(res: np.ndarray, dtype: np.dtype,
 
 
 def _scipy_sum(pts: tuple[np.ndarray, ...], region: np.ndarray, tables: Sequence[Any],
-               cval: float) -> np.ndarray:
+               cval: float, mode: str = "") -> np.ndarray:
     """Values at ``pts`` summed over all taps in scipy's order: ``((v * w0) * w1) ...``.
 
     Axis-by-axis sums round differently from scipy's sum over all taps, which matters only
     where the exact value is a tie for integer rounding; there (rarely) this recomputes it,
-    so integer outputs equal scipy's bit for bit.
+    so integer outputs equal scipy's bit for bit. In ``constant`` mode scipy returns ``cval``
+    itself (no weighted sum) once any axis leaves the image.
     """
     axes = [ax for ax, t in enumerate(tables) if t is not None]
     taps = {ax: tables[ax][0][pts[ax]] for ax in axes}
@@ -604,6 +759,11 @@ def _scipy_sum(pts: tuple[np.ndarray, ...], region: np.ndarray, tables: Sequence
         for ax, k in zip(axes, combo, strict=True):
             coeff = coeff * weights[ax][:, k]
         total = total + coeff
+    if mode == "constant":  # there every tap >= len(region) marks a point outside the image
+        outside = np.zeros(pts[0].size, dtype=bool)
+        for ax in axes:
+            outside |= (taps[ax] >= region.shape[ax]).all(axis=1)
+        total = np.where(outside, cval, total)
     return total
 
 
@@ -648,7 +808,16 @@ def _axis_box(lo_f: float, hi_f: float, n: int, mode: str, margin: int,
     reflections need the mirrored range near the same edge, wraps the far side (taken as the
     whole axis). ``periodic_edges`` (a periodic prefilter or smoothing) also makes a region
     that touches an edge take the whole axis, since the filter there reads the far side.
+
+    For ``nearest`` and ``grid-constant`` scipy pre-pads 12 voxels and prefilters the padded
+    array, so a point far outside reads the outermost padded coefficients, and those depend
+    on the data near the edge (decaying with the pole per voxel): coordinates are clamped to
+    :data:`_PAD_REACH` outside the image, so the box keeps ``margin`` voxels of that data
+    instead of shrinking to the edge voxel.
     """
+    if mode in _PREPAD_MODES:
+        lo_f = min(max(lo_f, -_PAD_REACH), n - 1 + _PAD_REACH)
+        hi_f = min(max(hi_f, -_PAD_REACH), n - 1 + _PAD_REACH)
     lo = int(math.floor(lo_f)) - margin
     hi = int(math.floor(hi_f)) + margin + 1
     if mode in _WRAPS:
@@ -666,12 +835,17 @@ def _axis_box(lo_f: float, hi_f: float, n: int, mode: str, margin: int,
     return lo, max(min(hi, n), lo + 1)
 
 
-def _outside(lo_f: float, hi_f: float, n: int, mode: str, order: int) -> bool:
-    """Whether every coordinate in ``[lo_f, hi_f]`` yields cval along this axis."""
+def _outside(lo_f: float, hi_f: float, n: int, mode: str, order: int,
+             slack: float = 0.0) -> bool:
+    """Whether every coordinate in ``[lo_f, hi_f]`` yields cval along this axis.
+
+    ``slack`` bounds how far scipy's own rounding of a coordinate may lie from the bounds
+    given (computed another way): only chunks outside by more are filled.
+    """
     if mode == "constant":
-        return hi_f < 0 or lo_f > n - 1
+        return hi_f < -slack or lo_f > n - 1 + slack
     if mode == "grid-constant" and order <= 1:
-        return hi_f <= -1 or lo_f >= n
+        return hi_f <= -1 - slack or lo_f >= n + slack
     return False
 
 
@@ -698,7 +872,9 @@ def _radius(sigma: float, truncate: float) -> int:
 def _general(image: da.Array, matrix: np.ndarray, offset: np.ndarray,
              out_shape: tuple[int, ...], order: int, mode: str, cval: float, prefilter: bool,
              out_chunks: Any, dtype: np.dtype, sigma: Sequence[float] | None,
-             truncate: float) -> da.Array:
+             truncate: float, *, shift_first: bool = False,
+             planes: tuple[int, ...] | None = None) -> da.Array:
+    """Any affine map; ``planes`` makes the other axes pass through (rotate's N-D rule)."""
     n_in = image.shape
     depth = prefilter_depth(order) if prefilter and order > 1 else 0
     radii = [_radius(s, truncate) for s in sigma] if sigma is not None else [0] * image.ndim
@@ -714,23 +890,31 @@ def _general(image: da.Array, matrix: np.ndarray, offset: np.ndarray,
                            dtype=np.float64)
         mapped = corners @ matrix.T + offset
         lo_f, hi_f = mapped.min(axis=0), mapped.max(axis=0)
-        if any(_outside(lo_f[a], hi_f[a], n_in[a], mode, order) for a in range(image.ndim)):
+        # scipy sums o_l * M[h, l] one term at a time, rounding differently from the matmul
+        slack = 1e-9 * (1.0 + np.abs(offset) + np.abs(corners).max(axis=0) @ np.abs(matrix).T)
+        if any(_outside(lo_f[a], hi_f[a], n_in[a], mode, order, slack[a])
+               for a in range(image.ndim)):
             return ("fill", cval)
         box = [_axis_box(lo_f[a], hi_f[a], n_in[a], mode, margins[a], periodic[a])
+               if planes is None or a in planes else (start[a], start[a] + shape[a])
                for a in range(image.ndim)]
         lo = np.array([b[0] for b in box], dtype=np.float64)
         sels = [np.arange(b0, b1) for b0, b1 in box]
         return sels, _affine_block, (matrix, offset, start, shape, lo, order, mode, cval,
-                                     prefilter, dtype, sigma, truncate, exact)
+                                     prefilter, dtype, sigma, truncate, exact, shift_first,
+                                     planes)
 
     return _build(image, out_shape, out_chunks, dtype, planner, "vz-affine",
-                  (matrix, offset, order, mode, cval, prefilter, sigma, truncate))
+                  (matrix, offset, order, mode, cval, prefilter, sigma, truncate, shift_first,
+                   planes))
 
 
 def _separable(image: da.Array, scale: np.ndarray, offset: np.ndarray,
                out_shape: tuple[int, ...], order: int, mode: str, cval: float,
                out_chunks: Any, dtype: np.dtype, sigma: Sequence[float] | None,
-               truncate: float) -> da.Array:
+               truncate: float, *, shift_first: bool = False) -> da.Array:
+    """Diagonal maps of order 0 or 1, one axis at a time (``shift_first``: as scipy rounds a
+    1-D matrix, ``(o + offset / m) * m``)."""
     n_in = image.shape
     radii = [_radius(s, truncate) for s in sigma] if sigma is not None else [0] * image.ndim
     tables = []
@@ -741,7 +925,10 @@ def _separable(image: da.Array, scale: np.ndarray, offset: np.ndarray,
             tables.append(None)  # identity axis (t, c, unchanged spatial axes)
             continue
         # offset + o * scale rounds exactly as scipy's matrix loop does for a diagonal
-        idx, w = taps_1d(o * scale[ax] + offset[ax], n_in[ax], order, mode)
+        cc = o * scale[ax] + offset[ax]
+        if shift_first and scale[ax] != 0:
+            cc = (o + offset[ax] / scale[ax]) * scale[ax]
+        idx, w = taps_1d(cc, n_in[ax], order, mode)
         if w is not None and not w[:, 1].any():
             w = None  # integer shift: a pure gather
             idx = idx[:, :1]
@@ -773,7 +960,7 @@ def _separable(image: da.Array, scale: np.ndarray, offset: np.ndarray,
         return sels, _separable_block, (local, cval, dtype, sigma, mode, truncate)
 
     return _build(image, out_shape, out_chunks, dtype, planner, "vz-separable",
-                  (scale, offset, order, mode, cval, sigma, truncate))
+                  (scale, offset, order, mode, cval, sigma, truncate, shift_first))
 
 
 def _resolve_output(output: Any, image: da.Array) -> np.dtype:
@@ -786,16 +973,145 @@ def _resolve_output(output: Any, image: da.Array) -> np.dtype:
 
 
 def _output_shape(output_shape: Any, image: da.Array) -> tuple[int, ...]:
+    """The output shape; its rank may differ from the input's (the matrix maps between)."""
     if output_shape is None:
         return tuple(int(n) for n in image.shape)
     shape = tuple(int(n) for n in output_shape)
-    if len(shape) != image.ndim or any(n < 1 for n in shape):
-        raise GeometryError(f"output_shape {tuple(output_shape)} must give {image.ndim} "
-                            "positive lengths", field="output_shape")
+    if not shape:
+        raise ArgumentError("output_shape needs at least one dimension", field="output_shape")
+    if any(n < 0 for n in shape):
+        raise GeometryError(f"output_shape {shape} has a negative length", field="output_shape")
     return shape
 
 
+def _transform(image: da.Array, matrix: np.ndarray, offset: np.ndarray,
+               out_shape: tuple[int, ...], order: int, mode: str, cval: float,
+               prefilter: bool, output_chunks: Any, dtype: np.dtype, *,
+               shift_first: bool = False, planes: tuple[int, ...] | None = None) -> da.Array:
+    """Dispatch a validated transform to the separable or the general path."""
+    if 0 in out_shape:  # nothing to compute (scipy returns an empty array too)
+        return da.zeros(out_shape, dtype=dtype)
+    chunks = _default_chunks(image, out_shape, output_chunks)
+    if order <= 1 and _is_diagonal(matrix):
+        out = _separable(image, np.diagonal(matrix).copy(), offset, out_shape, order, mode,
+                         cval, chunks, dtype, None, 4.0, shift_first=shift_first)
+    else:
+        out = _general(image, matrix, offset, out_shape, order, mode, cval, prefilter, chunks,
+                       dtype, None, 4.0, shift_first=shift_first, planes=planes)
+    if _needs_cval_fix(mode, order, dtype, cval) and not is_cupy(image._meta):
+        out = out.map_blocks(_affine_cval_fix, matrix, offset, tuple(image.shape), order, cval,
+                             prefilter, dtype, shift_first, planes, dtype=dtype)
+    return out
+
+
+# --------------------------------------------------------------------------- complex input
+def _complex_output(output: Any, dtype: np.dtype) -> np.dtype:
+    """The complex result dtype, as scipy's ``_get_output`` picks it for complex input."""
+    if output is None:
+        return np.promote_types(dtype, np.complex64)
+    if isinstance(output, str):
+        out = np.dtype(output)
+        if out.kind != "c":
+            raise ArgumentError("output must have complex dtype for complex input",
+                                field="output")
+        return out
+    if hasattr(output, "dtype") and not isinstance(output, type | np.dtype):
+        raise GeometryError("output must be a dtype for dask arrays (results are new arrays)",
+                            field="output")
+    out = np.dtype(output)
+    if out.kind != "c":
+        warnings.warn("promoting specified output dtype to complex", UserWarning, stacklevel=3)
+        out = np.promote_types(out, np.complex64)
+    return out
+
+
+def _join_complex(re: Any, im: Any, dtype: np.dtype) -> Any:
+    # assign the parts: ``re + 1j * im`` would turn an infinite imaginary part into a NaN
+    # real part (inf * 0)
+    out = array_module(re).empty(re.shape, dtype=dtype)
+    out.real = re
+    out.imag = im
+    return out
+
+
+def _complex_parts(func: Callable[..., da.Array]) -> Callable[..., da.Array]:
+    """Decorator: a complex input runs ``func`` on its real and imaginary parts.
+
+    scipy.ndimage processes the two parts independently (with ``cval`` split likewise) and
+    so does this, then joins the two lazy results chunk by chunk.
+    """
+    sig = inspect.signature(func)
+    data_arg = next(iter(sig.parameters))
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> da.Array:
+        bound = sig.bind(*args, **kwargs)
+        data = bound.arguments[data_arg]
+        if not hasattr(data, "dtype"):
+            data = np.asarray(data)
+        if np.dtype(data.dtype).kind != "c":
+            return func(*args, **kwargs)
+        bound.apply_defaults()
+        arr = data if isinstance(data, da.Array) else da.asarray(data)
+        out = _complex_output(bound.arguments.get("output"), np.dtype(arr.dtype))
+        part_dtype = np.dtype(out.char.lower())  # F -> f, D -> d, G -> g
+        cval = bound.arguments.get("cval", 0.0)
+        parts = []
+        for part, take in ((arr.real, np.real), (arr.imag, np.imag)):
+            call = dict(bound.arguments, **{data_arg: part, "output": part_dtype})
+            if "cval" in call:
+                call["cval"] = float(take(cval))
+            parts.append(func(**call))
+        re, im = parts
+        return da.map_blocks(_join_complex, re, im.rechunk(re.chunks), out, dtype=out,
+                             meta=empty_meta(re._meta, re.ndim, out))
+
+    return wrapper
+
+
+def _scipy_map_coordinates(func: Callable[..., da.Array]) -> Callable[..., da.Array]:
+    """Decorator for :func:`map_coordinates`: scipy's argument checks and error types, and
+    scipy's cval-only sums at tie ``cval`` (:func:`_cval_only`) for integer outputs."""
+    sig = inspect.signature(func)
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> da.Array:
+        bound = sig.bind(*args, **kwargs)
+        bound.apply_defaults()
+        a = bound.arguments
+        image, coords = a["input"], a["coordinates"]
+        if not hasattr(coords, "dtype"):
+            coords = np.asarray(coords)
+        if np.dtype(coords.dtype).kind == "c":
+            raise ArgumentTypeError("complex coordinates are not supported",
+                                    field="coordinates")
+        ndim_in = np.ndim(image)
+        if ndim_in < 1 or np.ndim(coords) < 2:
+            raise ArgumentError(f"input and output rank must be > 0 (input {ndim_in}-D, "
+                                f"coordinates of shape {np.shape(coords)})",
+                                field="coordinates")
+        if np.shape(coords)[0] != ndim_in:
+            raise ArgumentError(f"coordinates must have shape ({ndim_in}, ...), got "
+                                f"{np.shape(coords)}", field="coordinates")
+        out = func(*args, **kwargs)
+        order, mode, cval = _check_order(a["order"]), _check_mode(a["mode"]), float(a["cval"])
+        if _needs_cval_fix(mode, order, np.dtype(out.dtype), cval) and \
+                not is_cupy(out._meta) and out.size:
+            cd = coords if isinstance(coords, da.Array) else da.asarray(coords)
+            cd = cd.astype(np.float64).rechunk(((cd.shape[0],), *out.chunks))
+            idx = tuple(range(1, out.ndim + 1))
+            dtype = np.dtype(out.dtype)
+            out = da.blockwise(_map_cval_fix, idx, out, idx, cd, (0, *idx),
+                               tuple(np.shape(image)), None, order, None, cval, None,
+                               bool(a["prefilter"]), None, dtype, None, dtype=dtype,
+                               concatenate=True)
+        return out
+
+    return wrapper
+
+
 # --------------------------------------------------------------------------- public API
+@_complex_parts
 def affine_transform(
     image: Any,
     matrix: Any,
@@ -808,6 +1124,7 @@ def affine_transform(
     cval: float = 0.0,
     prefilter: bool = True,
     output: Any = None,
+    planes: Sequence[int] | None = None,
 ) -> da.Array:
     """Apply an affine transform to a dask array, chunk by chunk, like scipy's.
 
@@ -823,11 +1140,12 @@ def affine_transform(
         Dask (or numpy) array with numpy or CuPy chunks.
     matrix
         ``(ndim,)`` diagonal, ``(ndim, ndim)``, or homogeneous ``(ndim, ndim + 1)`` /
-        ``(ndim + 1, ndim + 1)`` (offset in the last column; ``offset`` ignored).
+        ``(ndim + 1, ndim + 1)`` (offset in the last column; ``offset`` ignored). An
+        ``(ndim, k)`` matrix maps a ``k``-D output (``output_shape`` of length ``k``).
     offset
         Scalar or per-axis offset in input index units.
     output_shape
-        Output shape (default the input's).
+        Output shape (default the input's); its rank may differ from the input's.
     order
         Spline order 0-5 (default 1, as in dask-image; scipy's default is 3).
     output_chunks
@@ -839,7 +1157,13 @@ def affine_transform(
         result to interpolate the data).
     output
         Output dtype (default the input's). Integer outputs are rounded half away from zero
-        and clipped to the dtype's range.
+        and clipped to the dtype's range. Complex input transforms the real and imaginary
+        parts separately (``cval`` likewise), as scipy does.
+    planes
+        voxzarr's extension: two axes whose planes are transformed one by one, the other
+        axes passing through without prefilter or interpolation, as
+        :func:`scipy.ndimage.rotate` does in N-D. The matrix must be the identity (and the
+        offset zero) on the other axes.
 
     Returns
     -------
@@ -849,15 +1173,34 @@ def affine_transform(
     image = _as_dask(image)
     order = _check_order(order)
     mode = _check_mode(mode)
-    m, off = normalize_matrix(matrix, offset, image.ndim)
     out_shape = _output_shape(output_shape, image)
+    m, off = normalize_matrix(matrix, offset, image.ndim, len(out_shape))
     dtype = _resolve_output(output, image)
-    chunks = _default_chunks(image, out_shape, output_chunks)
-    if order <= 1 and _is_diagonal(m):
-        return _separable(image, np.diagonal(m).copy(), off, out_shape, order, mode,
-                          float(cval), chunks, dtype, None, 4.0)
-    return _general(image, m, off, out_shape, order, mode, float(cval), bool(prefilter),
-                    chunks, dtype, None, 4.0)
+    pl = _check_planes(planes, m, off, image.shape, out_shape, order)
+    # scipy runs a 1-D matrix through its zoom/shift kernel, which rounds (o + offset/m) * m
+    return _transform(image, m, off, out_shape, order, mode, float(cval), bool(prefilter),
+                      output_chunks, dtype, shift_first=np.ndim(matrix) == 1, planes=pl)
+
+
+def _check_planes(planes: Sequence[int] | None, m: np.ndarray, off: np.ndarray,
+                  in_shape: Sequence[int], out_shape: Sequence[int], order: int
+                  ) -> tuple[int, ...] | None:
+    """Validated ``planes`` (sorted), or ``None`` where they change nothing (orders 0-1
+    sample pass-through axes at integers with weights exactly 1 and 0)."""
+    if planes is None:
+        return None
+    nd = len(in_shape)
+    pl = tuple(sorted(int(a) % nd for a in planes)) if nd else ()
+    if len(pl) != 2 or pl[0] == pl[1]:
+        raise GeometryError(f"planes must name two different axes, got {planes!r}",
+                            field="planes")
+    rest = [a for a in range(nd) if a not in pl]
+    if len(out_shape) != nd or any(
+            not np.array_equal(m[a], np.eye(nd)[a]) or not np.array_equal(m[:, a], np.eye(nd)[a])
+            or off[a] != 0 or in_shape[a] != out_shape[a] for a in rest):
+        raise GeometryError("planes: the matrix must be the identity, the offset zero and "
+                            f"the shape unchanged on the other axes {rest}", field="planes")
+    return pl if order > 1 and rest else None
 
 
 def scale_translate(
@@ -886,8 +1229,8 @@ def scale_translate(
     mode = _check_mode(mode)
     scale_a = np.asarray(scale, dtype=np.float64)
     off = np.asarray(offset, dtype=np.float64)
-    m, off = normalize_matrix(scale_a, off, image.ndim)
     out_shape = _output_shape(output_shape, image)
+    m, off = normalize_matrix(scale_a, off, image.ndim, len(out_shape))
     dtype = _resolve_output(output, image)
     chunks = _default_chunks(image, out_shape, output_chunks)
     sigma = _check_sigma(sigma, image.ndim)
@@ -912,23 +1255,26 @@ def smoothed_affine(
     prefilter: bool = True,
     output: Any = None,
     truncate: float = 4.0,
+    planes: Sequence[int] | None = None,
 ) -> da.Array:
     """:func:`affine_transform` after a Gaussian pre-smoothing of standard deviation
     ``sigma`` (input voxels, per axis; boundary mode matched to ``mode``), fused into the
-    same tasks with the halo it needs (anti-aliasing for a map that samples coarsely)."""
+    same tasks with the halo it needs (anti-aliasing for a map that samples coarsely).
+    ``planes`` as for :func:`affine_transform`."""
     image = _as_dask(image)
     order = _check_order(order)
     mode = _check_mode(mode)
-    m, off = normalize_matrix(matrix, offset, image.ndim)
-    if _is_diagonal(m):
+    out_shape = _output_shape(output_shape, image)
+    m, off = normalize_matrix(matrix, offset, image.ndim, len(out_shape))
+    pl = _check_planes(planes, m, off, image.shape, out_shape, order)
+    if _is_diagonal(m) and pl is None:
         return scale_translate(image, np.diagonal(m).copy(), off, output_shape, order,
                                output_chunks, mode=mode, cval=cval, prefilter=prefilter,
                                output=output, sigma=sigma, truncate=truncate)
-    out_shape = _output_shape(output_shape, image)
     dtype = _resolve_output(output, image)
     chunks = _default_chunks(image, out_shape, output_chunks)
     return _general(image, m, off, out_shape, order, mode, float(cval), bool(prefilter),
-                    chunks, dtype, _check_sigma(sigma, image.ndim), truncate)
+                    chunks, dtype, _check_sigma(sigma, image.ndim), truncate, planes=pl)
 
 
 def rotation_matrix(angle: float, axes: Sequence[int], shape: Sequence[int],
@@ -962,6 +1308,7 @@ def rotation_matrix(angle: float, axes: Sequence[int], shape: Sequence[int],
     return matrix, offset, tuple(out_shape)
 
 
+@_complex_parts
 def rotate(
     input_arr: Any,
     angle: float,
@@ -978,15 +1325,27 @@ def rotate(
     """Rotate by ``angle`` degrees in the plane of ``axes``, as :func:`scipy.ndimage.rotate`.
 
     ``reshape=True`` enlarges the output to hold the whole rotated input (scipy's shape).
+    Like scipy, an N-D array is rotated plane by plane: the axes outside the rotation plane
+    are neither prefiltered nor interpolated.
     """
     image = _as_dask(input_arr)
     if image.ndim < 2:
         raise GeometryError("rotation needs at least two dimensions", field="input_arr")
+    order = _check_order(order)
+    mode = _check_mode(mode)
     matrix, offset, out_shape = rotation_matrix(angle, axes, image.shape, reshape)
-    return affine_transform(image, matrix, offset, out_shape, order, output_chunks,
-                            mode=mode, cval=cval, prefilter=prefilter, output=output)
+    dtype = _resolve_output(output, image)
+    # orders 0 and 1 sample the other axes at integers with weights exactly 1 and 0, which
+    # equals the per-plane result in one N-D call; splines need the planes themselves
+    planes = None
+    if image.ndim > 2 and order > 1:
+        planes = tuple(sorted(int(a) % image.ndim for a in axes))
+    return _transform(image, matrix, offset, out_shape, order, mode, float(cval),
+                      bool(prefilter), output_chunks, dtype, planes=planes)
 
 
+@_complex_parts
+@_scipy_map_coordinates
 def map_coordinates(
     input: Any,  # noqa: A002 - dask-image's and scipy's name
     coordinates: Any,
@@ -999,63 +1358,25 @@ def map_coordinates(
 ) -> da.Array:
     """Sample ``input`` at ``coordinates`` (shape ``(ndim, ...)``), like scipy's.
 
-    The output has the shape and chunks of ``coordinates[0]``. The coordinates' bounds per
-    chunk are computed once up front (one pass over them) to plan which input blocks each
-    chunk needs. ``prefilter`` defaults to ``True`` as in scipy (dask-image's default of
-    ``False`` does not interpolate the data for order > 1).
+    The output has the shape and chunks of ``coordinates[0]`` (numpy coordinates are chunked
+    as :func:`dask.array.asarray` chunks them). Tasks read only the input chunks that the
+    points' footprints touch (spline taps plus the prefilter halo), one region of at most a
+    tile of chunks each, never the bounding box of all the points; points that are ``cval``
+    whatever the data read nothing (see :mod:`voxzarr._points`). numpy coordinates are planned
+    at once; dask coordinates in one pass over them, computed up front. ``prefilter`` defaults
+    to ``True`` as in scipy (dask-image's default of ``False`` does not interpolate the data
+    for order > 1).
     """
     image = _as_dask(input)
     order = _check_order(order)
     mode = _check_mode(mode)
-    coords = coordinates if isinstance(coordinates, da.Array) else da.asarray(
-        np.asarray(coordinates, dtype=np.float64))
-    if coords.ndim < 1 or coords.shape[0] != image.ndim:
-        raise GeometryError(f"coordinates must have shape ({image.ndim}, ...), got "
-                            f"{coords.shape}", field="coordinates")
-    if coords.ndim < 2:
-        raise GeometryError("coordinates need shape (ndim, n, ...); for one point use "
-                            "shape (ndim, 1)", field="coordinates")
-    coords = coords.rechunk({0: -1}).astype(np.float64)
     dtype = _resolve_output(output, image)
-    nd = image.ndim
-    # one pass over the coordinates: per block, min and max along every input axis
-    bounds = da.map_blocks(_coord_bounds, coords, dtype=np.float64,
-                           chunks=((2 * nd,),) + tuple((1,) * len(c) for c in coords.chunks[1:]),
-                           meta=np.empty((0,) * coords.ndim)).compute()
-    bounds = np.asarray(bounds)
-    depth = prefilter_depth(order) if prefilter and order > 1 else 0
-    margin = _spline_margin(order) + depth
-    periodic = mode == "grid-wrap" and depth > 0
-    gpu = is_cupy(image._meta)
-    name = f"vz-map-coordinates-{tokenize(image.name, coords.name, order, mode, cval, prefilter)}"
-    dsk: dict[Any, Any] = {}
-    for index in product(*(range(len(c)) for c in coords.chunks[1:])):
-        b = bounds[(slice(None),) + index]
-        lo_f, hi_f = b[:nd], b[nd:]
-        shape = tuple(coords.chunks[a + 1][i] for a, i in enumerate(index))
-        if any(_outside(lo_f[a], hi_f[a], image.shape[a], mode, order) for a in range(nd)):
-            dsk[(name, *index)] = (_fill, shape, float(cval), dtype, gpu)
-            continue
-        box = [_axis_box(lo_f[a], hi_f[a], image.shape[a], mode, margin, periodic)
-               for a in range(nd)]
-        lo = np.array([bx[0] for bx in box], dtype=np.float64)
-        sels = [np.arange(b0, b1) for b0, b1 in box]
-        dsk[(name, *index)] = (_map_block, _gather(image, sels), (coords.name, 0, *index), lo,
-                               order, mode, float(cval), bool(prefilter), dtype)
-    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[image, coords])
-    return da.Array(graph, name, coords.chunks[1:],
-                    meta=empty_meta(image._meta, coords.ndim - 1, dtype))
+    from ._points import map_points  # _points builds on this module's helpers
+
+    return map_points(image, coordinates, order, mode, float(cval), bool(prefilter), dtype)
 
 
-def _coord_bounds(block: Any) -> np.ndarray:
-    """Per-axis min then max of one coordinates block, shaped ``(2 * ndim, 1, ...)``."""
-    xp = array_module(block)
-    flat = block.reshape(block.shape[0], -1)
-    res = xp.concatenate([flat.min(axis=1), flat.max(axis=1)])
-    res = res.get() if is_cupy(res) else np.asarray(res)
-    return res.reshape(res.shape + (1,) * (block.ndim - 1))
-
-
+@_complex_parts
 def spline_filter1d(
     image: Any,
     order: int = 3,
@@ -1069,16 +1390,20 @@ def spline_filter1d(
     """Chunked :func:`scipy.ndimage.spline_filter1d` with a halo from the filter's poles.
 
     ``depth`` defaults to :func:`prefilter_depth` (14 voxels for cubic), which keeps the
-    difference to the whole-array filter below ``1e-8`` relative.
+    difference to the whole-array filter below ``1e-8`` relative. Orders 0 and 1 return the
+    input (as ``output``), for any rank, as scipy does.
     """
-    image = _as_dask(image)
+    image = _as_dask(image, min_ndim=0)
     order = _check_order(order)
+    if order < 2:
+        return _spline_overlap(image, order, (), output, mode, output_chunks, depth)
     ax = axis + image.ndim if axis < 0 else axis
     if not 0 <= ax < image.ndim:
         raise GeometryError(f"axis {axis} out of range for {image.ndim} dims", field="axis")
     return _spline_overlap(image, order, (ax,), output, mode, output_chunks, depth)
 
 
+@_complex_parts
 def spline_filter(
     image: Any,
     order: int = 3,
@@ -1088,9 +1413,16 @@ def spline_filter(
     *,
     depth: int | None = None,
 ) -> da.Array:
-    """Chunked :func:`scipy.ndimage.spline_filter` (all axes); see :func:`spline_filter1d`."""
-    image = _as_dask(image)
+    """Chunked :func:`scipy.ndimage.spline_filter` (all axes); see :func:`spline_filter1d`.
+
+    As in scipy, ``order`` must be 2-5 (:class:`~voxzarr.errors.ArgumentError`, a
+    ``RuntimeError``, otherwise) and a 0-d input is returned as it is.
+    """
+    image = _as_dask(image, min_ndim=0)
     order = _check_order(order)
+    if order < 2:
+        raise ArgumentError(f"spline_filter needs a spline order 2-5, got {order}",
+                            field="order")
     return _spline_overlap(image, order, tuple(range(image.ndim)), output, mode,
                            output_chunks, depth)
 
@@ -1098,10 +1430,10 @@ def spline_filter(
 def _spline_overlap(image: da.Array, order: int, axes: tuple[int, ...], output: Any,
                     mode: str, output_chunks: Any, depth: int | None) -> da.Array:
     mode = _check_mode(mode)
-    dtype = np.dtype(output)
+    dtype = _resolve_output(output, image)
     if output_chunks is not None:
         image = image.rechunk(output_chunks)
-    if order < 2:
+    if order < 2 or image.ndim == 0:
         return image.astype(dtype)
     d = prefilter_depth(order) if depth is None else int(depth)
     depths = {ax: min(d, image.shape[ax]) if ax in axes else 0 for ax in range(image.ndim)}
@@ -1110,11 +1442,12 @@ def _spline_overlap(image: da.Array, order: int, axes: tuple[int, ...], output: 
                 for ax in range(image.ndim)}
 
     def block(x: Any) -> Any:
+        # like scipy, each axis's pass is stored in the output dtype before the next one
         ndi = ndimage_module(x)
-        out = x.astype(np.float64)
+        out = x
         for ax in axes:
-            out = ndi.spline_filter1d(out, order, axis=ax, output=np.float64, mode=mode)
-        return out.astype(dtype, copy=False)
+            out = ndi.spline_filter1d(out, order, axis=ax, output=dtype, mode=mode)
+        return out
 
     return da.map_overlap(block, image, depth=depths, boundary=boundary, dtype=dtype,
                           meta=empty_meta(image._meta, image.ndim, dtype))
