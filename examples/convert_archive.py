@@ -16,7 +16,7 @@ Facility, CC-BY 4.0; see ``voxzarr/data/ATTRIBUTION.md``):
    ``plane_10``); plain frames carry no geometry, so ``axes``, ``voxel_size`` and ``unit``
    are given, and the result must equal step 1 voxel for voxel;
 3. an NGFF 0.4 / zarr v2 copy upgraded to 0.5 with shards, pixels compared;
-4. when ``../shared/data`` is beside the checkout, a real bioformats2raw 0.4 store
+4. in a checkout (``tests/data``), a real bioformats2raw 0.4 store
    (``ome-zarr/v0.4-bioformats2raw/fake-series-2.zarr``, from ome-zarr-py's tests, BSD-2)
    upgraded as well, both of its series; skipped otherwise.
 
@@ -39,17 +39,16 @@ import tifffile
 
 import voxzarr as vz
 from voxzarr.demo import sample_path
-from voxzarr.info import format_info
 
-BF2RAW = (Path(__file__).resolve().parents[1].parent
-          / "shared/data/ome-zarr/v0.4-bioformats2raw/fake-series-2.zarr")
+BF2RAW = (Path(__file__).resolve().parents[1]
+          / "tests/data/ome-zarr/v0.4-bioformats2raw/fake-series-2.zarr")
 
 
 def report(path: Path) -> vz.ValidationResult:
     """Validate ``path``, print the verdict and the ``voxzarr info`` table."""
     result = vz.validate(path)  # errors make it invalid; SHOULD-level findings are warnings
     print(result.message.splitlines()[0])
-    print(format_info(vz.info(path)))
+    print(vz.format_info(vz.info(path)))
     print()
     return result
 
@@ -99,7 +98,7 @@ def main(out: Path) -> None:
     upgraded.vox.projections(title="NGFF 0.4 -> 0.5 (sharded)").savefig(
         out / "upgraded.png", dpi=80)
 
-    # 4. a real bioformats2raw 0.4 store, when the shared data are here
+    # 4. a real bioformats2raw 0.4 store, from the checkout's test data
     if not BF2RAW.exists():
         print(f"skipped the bioformats2raw upgrade: {BF2RAW.name} is not here")
         return

@@ -32,7 +32,6 @@ import xarray as xr
 
 import voxzarr as vz
 from voxzarr.demo import sample_path
-from voxzarr.info import format_info
 
 
 def main(out: Path) -> None:
@@ -55,8 +54,8 @@ def main(out: Path) -> None:
     assert np.isclose(sub.vox.voxel_size["x"], 2 * img.vox.voxel_size["x"])
 
     print()
-    report = vz.info(store)  # a dict (JSON-ready); format_info makes the table of `voxzarr info`
-    print(format_info(report))
+    report = vz.info(store)  # a dict (JSON-ready); vz.format_info: the `voxzarr info` table
+    print(vz.format_info(report))
     level0 = report["levels"][0]
     assert level0["chunks"] == [16, 64, 64] and level0["shards"] == [32, 128, 128], level0
 

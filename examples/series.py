@@ -7,9 +7,9 @@ coherence) want the opposite layout, chunks that hold whole time series for a sm
 of voxels. ``img.vox.to_series`` makes that transpose in one pass under a memory budget,
 and ``ser.vox.series`` holds the analyses, lazy until computed.
 
-Data: ``../shared/data/timelapse/cancer_cell_migration_crop.tif`` beside the checkout
+Data: ``tests/data/timelapse/cancer_cell_migration_crop.tif`` of the checkout
 (48 x 130 x 130 uint16; Tinevez & Jacquemet, zenodo 5206107, CC-BY 4.0, via
-haesleinhuepf/BioImageAnalysisNotebooks; see ``PROVENANCE.md`` in ``../shared/data``), or,
+haesleinhuepf/BioImageAnalysisNotebooks; see ``tests/data/PROVENANCE.md``), or,
 when that is not here, a synthetic movie written to the output folder. The TIFF stores no
 physical sizes, so the frame interval and pixel size given to ``vz.convert`` below are
 placeholders. The movie has no stimulus either: the script builds a plausible one, a
@@ -47,8 +47,8 @@ from matplotlib.figure import Figure
 import voxzarr as vz
 from voxzarr.series import series_info
 
-MOVIE = (Path(__file__).resolve().parents[1].parent
-         / "shared/data/timelapse/cancer_cell_migration_crop.tif")
+MOVIE = (Path(__file__).resolve().parents[1]
+         / "tests/data/timelapse/cancer_cell_migration_crop.tif")
 PERIOD = 16  # stimulus period, frames: 3 cycles in 48 frames
 
 

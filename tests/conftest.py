@@ -1,4 +1,4 @@
-"""Shared fixtures: paths to the real data in ../shared, GPU marker handling."""
+"""Shared fixtures: paths to the test data in tests/data (travels with the repo), GPU markers."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-DATA = SHARED / "data"
-NGFF = SHARED / "ngff"
+#: real microscopy files and NGFF stores (see tests/data/PROVENANCE.md)
+DATA = Path(__file__).resolve().parent / "data"
+#: the NGFF spec's schemas, examples and conformance suites
+NGFF = DATA / "ngff"
 
 
 def _has_gpu() -> bool:
@@ -33,16 +33,20 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def _present(folder: Path) -> Path:
+    # the data is part of the repository: missing files are a broken checkout, not a skip
+    if not folder.is_dir():
+        pytest.fail(f"test data folder {folder} is missing from this checkout")
+    return folder
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """../shared/data, or skip when this checkout has no shared data beside it."""
-    if not DATA.is_dir():
-        pytest.skip("../shared/data is not present")
-    return DATA
+    """tests/data: the real files of tests/data/PROVENANCE.md."""
+    return _present(DATA)
 
 
 @pytest.fixture(scope="session")
 def ngff_dir() -> Path:
-    if not NGFF.is_dir():
-        pytest.skip("../shared/ngff is not present")
-    return NGFF
+    """tests/data/ngff: the NGFF spec's schemas, examples and test suites."""
+    return _present(NGFF)

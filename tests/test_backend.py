@@ -554,7 +554,8 @@ def test_reading_after_close_reopens(stores):
     ds.close()
 
 
-@pytest.mark.parametrize(("rel", "kwargs"), [
+@pytest.mark.filterwarnings("ignore:opened well:UserWarning")  # the default well: see
+@pytest.mark.parametrize(("rel", "kwargs"), [                   # test_containers.py
     ("legacy-v0.1-v0.2/v1", {}),
     ("legacy-v0.1-v0.2/v2", {}),
     ("v0.4-bioformats2raw/fake-series-2.zarr", {"series": 1}),

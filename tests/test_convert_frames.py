@@ -77,13 +77,19 @@ def test_empty_folder(tmp_path):
         vz.convert(tmp_path, tmp_path / "o.zarr")
 
 
+#: Thunder's array axes (y, x[, z]) as indices into voxzarr's (z, y, x) / (y, x) / (x,)
+_THUNDER_ORDER = {1: [0], 2: [0, 1], 3: [1, 2, 0]}
+
+
 def _write_thunder_images(folder: Path, movie: np.ndarray) -> None:
-    """Thunder images: conf dims fastest axis first, Fortran-order bytes per frame."""
+    """Thunder images: each frame as Thunder holds it, (y, x[, z]) (TIFF rows, columns,
+    pages), conf ``dims`` its shape, its bytes in Fortran order."""
     folder.mkdir()
-    dims = list(movie.shape[1:][::-1])  # (x, y, z)
+    order = _THUNDER_ORDER[movie.ndim - 1]
+    dims = [movie.shape[1:][i] for i in order]
     (folder / "conf.json").write_text(json.dumps({"dims": dims, "dtype": str(movie.dtype)}))
     for i, frame in enumerate(movie):
-        thunder = frame.T  # Thunder indexes (x, y, z)
+        thunder = frame.transpose(order)
         (folder / f"image-{i:05d}.bin").write_bytes(thunder.tobytes(order="F"))
 
 
@@ -127,7 +133,7 @@ def test_raw_conf_errors(tmp_path):
 
 
 def _write_thunder_series(folder: Path, movie: np.ndarray, block: int, rng) -> None:
-    """Thunder 0.x binary series: records of int16 (x, y, z) keys then the T values, in
+    """Thunder 0.x binary series: records of int16 (y, x, z) keys then the T values, in
     spatial blocks written to separate files in shuffled order."""
     folder.mkdir()
     t = movie.shape[0]
@@ -143,7 +149,7 @@ def _write_thunder_series(folder: Path, movie: np.ndarray, block: int, rng) -> N
         idx = idx + np.array(start)
         rng.shuffle(idx)
         recs = np.zeros(len(idx), record)
-        recs["k"] = idx[:, ::-1]  # keys are x first
+        recs["k"] = idx[:, _THUNDER_ORDER[len(spatial)]]  # keys index Thunder's array
         recs["v"] = movie[(slice(None), *tuple(idx.T))].T
         (folder / f"key-{b:03d}.bin").write_bytes(recs.tobytes())
     (folder / "conf.json").write_text(json.dumps({
@@ -197,7 +203,7 @@ def _write_ordered_series(folder: Path, movie: np.ndarray, n_files: int = 2) -> 
     t, spatial = movie.shape[0], movie.shape[1:]
     record = np.dtype([("k", "<i2", (len(spatial),)), ("v", movie.dtype, (t,))])
     recs = np.zeros(int(np.prod(spatial)), record)
-    recs["k"] = np.indices(spatial).reshape(len(spatial), -1).T[:, ::-1]
+    recs["k"] = np.indices(spatial).reshape(len(spatial), -1).T[:, _THUNDER_ORDER[len(spatial)]]
     recs["v"] = movie.reshape(t, -1).T
     for i, part in enumerate(np.array_split(recs, n_files)):
         (folder / f"key-{i:03d}.bin").write_bytes(part.tobytes())
@@ -224,8 +230,9 @@ def test_readers_pickle_small_and_read_the_same(tmp_path, monkeypatch):
     tifffile.imwrite(tmp_path / "pages.tif", movie[:, 0])
     monkeypatch.chdir(tmp_path)  # relative names below; a worker may run elsewhere
     key = (slice(1, 5), slice(0, 3), slice(5, 30), slice(7, 9))
-    for source, want, limit in [("frames", movie, 2_000), ("raw", movie, 2_000),
-                                ("series", movie, 2_000), ("pages.tif", movie[:, 0], 1_000)]:
+    thunder = movie.transpose(0, 1, 3, 2)  # Thunder readers: (t, z, x, y), bytes' C order
+    for source, want, limit in [("frames", movie, 2_000), ("raw", thunder, 2_000),
+                                ("series", thunder, 2_000), ("pages.tif", movie[:, 0], 1_000)]:
         reader = read_source(source).reader
         blob = pickle.dumps(reader)
         assert len(blob) < limit, (source, len(blob))  # raw index alone: 32 KiB

@@ -1,4 +1,4 @@
-"""vz.convert and vz.upgrade on the real files in ../shared/data (see PROVENANCE.md)."""
+"""vz.convert and vz.upgrade on the real files in tests/data (see tests/data/PROVENANCE.md)."""
 
 from __future__ import annotations
 

@@ -338,7 +338,8 @@ def test_pngs_of_bundled_sample(tmp_path):
 
 
 def test_real_ome_zarr_single_plane(data_dir):
-    img = vz.open_image(data_dir / "ome-zarr" / "v0.4-bioformats2raw" / "fake-series-2.zarr")
+    img = vz.open_image(data_dir / "ome-zarr" / "v0.4-bioformats2raw" / "fake-series-2.zarr",
+                        series=0)
     assert img.dims == ("t", "c", "z", "y", "x")
     fig = projections(img)
     (ax,) = fig.axes  # one plane: a single panel

@@ -29,9 +29,11 @@ from . import _store
 from .io import (
     IMAGE_VAR,
     _ChunkReader,
+    canonical_dims,
     level_attrs,
     level_coords,
     level_index,
+    note_axis_order,
     read_multiscale_metadata,
     resolve_image_group,
 )
@@ -104,11 +106,17 @@ class VoxzarrBackendArray(BackendArray):
         The level array (opened, not read).
     where
         Display path of the array, for error messages.
+    order
+        Stored axis shown as each axis of this view (``numpy.transpose`` order), for arrays
+        whose axes are stored out of t, c, z, y, x order; ``None`` shows the stored order.
     """
 
-    def __init__(self, array: zarr.Array, where: str):
+    def __init__(self, array: zarr.Array, where: str, order: tuple[int, ...] | None = None):
         self._reader = _ChunkReader(array, where)
-        self.shape = tuple(int(n) for n in array.shape)
+        self._stored_shape = tuple(int(n) for n in array.shape)
+        self._order = None if order == tuple(range(array.ndim)) else order
+        self.shape = (self._stored_shape if self._order is None
+                      else tuple(self._stored_shape[a] for a in self._order))
         self.dtype = np.dtype(array.dtype)
         self._unit = tuple(int(c) for c in array.chunks)  # read granularity (inner chunks)
 
@@ -121,10 +129,22 @@ class VoxzarrBackendArray(BackendArray):
             key, self.shape, indexing.IndexingSupport.OUTER, self._read)
 
     def _read(self, key: tuple[Any, ...]) -> np.ndarray:
+        if self._order is None:
+            return self._read_stored(key)
+        # the key is in view order: read the same region of the stored array, then transpose
+        stored: list[Any] = [None] * len(key)
+        for k, axis in zip(key, self._order, strict=True):
+            stored[axis] = k
+        out = self._read_stored(tuple(stored))
+        kept = [a for a in range(len(key)) if isinstance(stored[a], slice) or np.ndim(stored[a])]
+        return np.transpose(out, [kept.index(a) for a in self._order if a in kept])
+
+    def _read_stored(self, key: tuple[Any, ...]) -> np.ndarray:
+        """Outer-indexed read of the array in its stored axis order."""
         plans: list[list[_Run]] = []
         shape: list[int] = []
         keep: list[slice | int] = []  # integer keys drop their axis at the end
-        for k, n, unit in zip(key, self.shape, self._unit, strict=True):
+        for k, n, unit in zip(key, self._stored_shape, self._unit, strict=True):
             step: int | None = None
             if isinstance(k, slice):
                 start, stop, step = k.indices(n)
@@ -217,17 +237,22 @@ def _drop_set(drop_variables: str | Iterable[str] | None) -> set[str]:
 
 def _level_dataset(ms: Multiscale, lv: Level, arr: zarr.Array, where: str, *,
                    drop: set[str], decoders: dict[str, Any]) -> xr.Dataset:
-    """One level as a Dataset: the lazily indexed image variable and ``open_image``'s coords."""
-    dims = ms.dims
+    """One level as a Dataset: the lazily indexed image variable and ``open_image``'s coords.
+
+    Axes stored out of t, c, z, y, x order are shown in that order, as :func:`open_image`
+    does: the backend array maps every request back to the stored axes.
+    """
+    dims = canonical_dims(ms.dims)
+    order = tuple(ms.dims.index(d) for d in dims)
     variables: dict[str, xr.Variable] = {}
     if IMAGE_VAR not in drop:
-        chunks = tuple(int(c) for c in arr.chunks)
+        chunks = tuple(int(arr.chunks[a]) for a in order)
         shards = getattr(arr, "shards", None)
         # as xarray's zarr engine: xarray chunks along these (chunks={}, "auto", partial dicts)
         encoding = {"chunks": chunks, "preferred_chunks": dict(zip(dims, chunks, strict=True)),
-                    "shards": tuple(shards) if shards else None}
+                    "shards": tuple(int(shards[a]) for a in order) if shards else None}
         data = indexing.LazilyIndexedArray(
-            VoxzarrBackendArray(arr, f"{where.rstrip('/')}/{lv.path}"))
+            VoxzarrBackendArray(arr, f"{where.rstrip('/')}/{lv.path}", order))
         variables[IMAGE_VAR] = xr.Variable(dims, data, level_attrs(ms), encoding)
         # NGFF arrays carry no CF attributes, so this changes nothing today; it is here so
         # the CF keywords mean what they mean for xarray's own engines. Coordinates are
@@ -280,7 +305,7 @@ class VoxzarrBackendEntrypoint(BackendEntrypoint):
         level: int | str = 0,
         series: int | str | None = None,
         well: str | None = None,
-        field: int = 0,
+        field: int | None = None,
         label: str | None = None,
         storage_options: dict | None = None,
     ) -> xr.Dataset:
@@ -321,6 +346,7 @@ decode_timedelta
             group, where = resolve_image_group(root, location=filename_or_obj, series=series,
                                                well=well, field=field, label=label)
             ms, arrays = read_multiscale_metadata(group, where)
+            note_axis_order(ms, where)
             idx = level_index(ms, level, where)
             ds = _level_dataset(ms, ms.levels[idx], arrays[idx], where,
                                 drop=_drop_set(drop_variables), decoders=decoders)
@@ -345,7 +371,7 @@ decode_timedelta
         decode_timedelta: Any = None,
         series: int | str | None = None,
         well: str | None = None,
-        field: int = 0,
+        field: int | None = None,
         label: str | None = None,
         storage_options: dict | None = None,
     ) -> dict[str, xr.Dataset]:
@@ -364,6 +390,7 @@ decode_timedelta
             group, where = resolve_image_group(root, location=filename_or_obj, series=series,
                                                well=well, field=field, label=label)
             ms, arrays = read_multiscale_metadata(group, where)
+            note_axis_order(ms, where)
             groups = {"/": xr.Dataset(attrs={"name": ms.name or IMAGE_VAR,
                                              "ngff_version": ms.version})}
             for lv, arr in zip(ms.levels, arrays, strict=True):
@@ -390,7 +417,7 @@ decode_timedelta
         decode_timedelta: Any = None,
         series: int | str | None = None,
         well: str | None = None,
-        field: int = 0,
+        field: int | None = None,
         label: str | None = None,
         storage_options: dict | None = None,
     ) -> xr.DataTree:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
+from ._dims import AXIS_TYPES, DIM_ORDER, SPATIAL
 from .errors import GeometryError
 from .gridindex import grid_coordinate, spacing_of_single
 from .units import normalize_unit
@@ -37,10 +38,6 @@ __all__ = [
     "geometry",
     "with_geometry",
 ]
-
-DIM_ORDER: tuple[str, ...] = ("t", "c", "z", "y", "x")
-SPATIAL: tuple[str, ...] = ("z", "y", "x")
-AXIS_TYPES: dict[str, str] = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
 
 
 def parse_dims(dims: str | Sequence[str], ndim: int | None = None) -> tuple[str, ...]:

@@ -686,8 +686,9 @@ def apply_filter(
                           required=halo == "require")
     if data is None:
         data = _from_overlap(obj, kernel, depth, periodic, out_dtype)
-    return xr.DataArray(data, dims=obj.dims, coords=obj.coords, attrs=dict(obj.attrs),
-                        name=obj.name)
+    out = xr.DataArray(data, dims=obj.dims, coords=obj.coords, attrs=dict(obj.attrs))
+    out.name = obj.name  # not the dask key of a nameless input
+    return out
 
 
 def _from_overlap(obj: xr.DataArray, kernel: _Kernel, depth: tuple[int, ...],

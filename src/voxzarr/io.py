@@ -1,7 +1,8 @@
 """Open and write OME-Zarr images as xarray objects with physical coordinates.
 
 No maths here: geometry comes from :mod:`voxzarr.coords`, metadata from :mod:`voxzarr.ngff`,
-and this module moves arrays between zarr stores and dask.
+and this module moves arrays between zarr stores and dask. Finding the image group in a store
+and reading its metadata is :mod:`voxzarr._locate` (no xarray, no dask), re-exported here.
 """
 
 from __future__ import annotations
@@ -24,14 +25,25 @@ from zarr.codecs import BloscCodec
 
 from . import _store
 from ._chunkwrite import chunk_target, read_region
+from ._locate import (  # zarr-and-metadata only (what `voxzarr info` needs); re-exported
+    _warn,
+    bf2raw_series,
+    canonical_dims,
+    read_multiscale_metadata,
+    resolve_image_group,
+)
 from ._progress import progress
 from .coords import SPATIAL, combine_coords, geometry, make_coords, parse_dims
 from .errors import ChunkError, GeometryError, MetadataError, StoreError, VoxzarrError
-from .ngff import Axis, Level, Multiscale, layout_kind, multiscales_attrs, ome_attrs, wrap_ome
-from .ngff.parse import parse_multiscale
+from .ngff import Axis, Level, Multiscale, multiscales_attrs, wrap_ome
+from .ngff.emit import label_colors, label_values, levels_with_method
 
 __all__ = [
     "IMAGE_VAR",
+    "STORED_AXES_ATTR",
+    "bf2raw_series",
+    "canonical_dims",
+    "note_axis_order",
     "from_array",
     "open_image",
     "open_multiscale",
@@ -48,6 +60,10 @@ __all__ = [
 
 #: name of the image variable in each level Dataset of a multiscale DataTree
 IMAGE_VAR = "image"
+
+#: attribute of an image opened from a store whose axes are not in t, c, z, y, x order: the
+#: stored order (``"cxyz"``); the image itself was transposed to canonical order on open
+STORED_AXES_ATTR = "voxzarr_stored_axes"
 
 
 # --------------------------------------------------------------------------- construction
@@ -159,129 +175,6 @@ def _read_chunks(arr: zarr.Array) -> tuple[int, ...]:
     return tuple(shards) if shards else tuple(arr.chunks)
 
 
-def resolve_image_group(
-    root: zarr.Group,
-    *,
-    location: Any = None,
-    series: int | str | None = None,
-    well: str | None = None,
-    field: int = 0,
-    label: str | None = None,
-) -> tuple[zarr.Group, str]:
-    """Find the image group inside a store: plain image, bioformats2raw series, plate field.
-
-    Returns the group and a display path used in error messages.
-    """
-    group, where = root, str(location if location is not None else root.store)
-    kind = layout_kind(group.attrs.asdict())
-    bf2raw = "bioformats2raw.layout" in ome_attrs(group.attrs.asdict())
-    # a bioformats2raw plate is opened through its wells, or by series= through OME/series
-    if bf2raw and (kind == "bioformats2raw" or series is not None):
-        key = _bf2raw_series_path(group, series)
-        group, where = _child_group(group, key, where, "series")
-        kind = layout_kind(group.attrs.asdict())
-    elif series is not None:
-        raise MetadataError("series= given but the store is not a bioformats2raw layout",
-                            path=where, field="series")
-    if kind == "plate":
-        plate = ome_attrs(group.attrs.asdict())["plate"]
-        wells = [w["path"] for w in plate.get("wells", [])]
-        if not wells:
-            raise MetadataError("plate lists no wells", path=where, field="plate.wells")
-        key = well or wells[0]
-        if key not in wells:
-            raise MetadataError(f"no well {key!r}; wells are {wells}", path=where,
-                                field="plate.wells")
-        group, where = _child_group(group, key, where, "plate.wells")
-        kind = layout_kind(group.attrs.asdict())
-    if kind == "well":
-        images = ome_attrs(group.attrs.asdict())["well"].get("images", [])
-        if not 0 <= field < len(images):
-            raise MetadataError(f"well has {len(images)} fields, asked for field {field}",
-                                path=where, field="well.images")
-        group, where = _child_group(group, images[field]["path"], where, "well.images")
-        kind = layout_kind(group.attrs.asdict())
-    if label is not None:
-        group, where = _child_group(group, "labels", where, "labels")
-        group, where = _child_group(group, label, where, "labels")
-        kind = layout_kind(group.attrs.asdict())
-    if kind != "image":
-        raise MetadataError(
-            "no NGFF image here (no 'multiscales' in the group attributes)",
-            path=where,
-            field="multiscales",
-        )
-    return group, where
-
-
-def _bf2raw_series_path(group: zarr.Group, series: int | str | None) -> str:
-    """Path of a bioformats2raw series: ``OME/`` lists them (``"A/1/0"`` in plates), else
-    series ``i`` is the group named ``i``."""
-    if isinstance(series, str):
-        return series
-    index = 0 if series is None else int(series)
-    try:
-        listed = ome_attrs(group["OME"].attrs.asdict()).get("series")
-    except KeyError:
-        listed = None
-    if isinstance(listed, list) and 0 <= index < len(listed):
-        return str(listed[index])
-    return str(index)
-
-
-def _child_group(group: zarr.Group, key: str, where: str, fld: str) -> tuple[zarr.Group, str]:
-    try:
-        child = group[key]
-    except KeyError:
-        raise StoreError(f"missing group {key!r}", path=where, field=fld) from None
-    if not isinstance(child, zarr.Group):
-        raise StoreError(f"{key!r} is an array, expected a group", path=where, field=fld)
-    return child, f"{where.rstrip('/')}/{key}"
-
-
-def _level_arrays(group: zarr.Group, ms: Multiscale, where: str) -> list[zarr.Array]:
-    arrays = []
-    for i, lv in enumerate(ms.levels):
-        try:
-            arr = group[lv.path]
-        except KeyError:
-            raise StoreError(f"level array {lv.path!r} is missing", path=where,
-                             field=f"multiscales[0].datasets[{i}].path") from None
-        if not isinstance(arr, zarr.Array):
-            raise StoreError(f"{lv.path!r} is a group, expected an array", path=where,
-                             field=f"multiscales[0].datasets[{i}].path")
-        if arr.ndim != len(ms.axes):
-            raise MetadataError(
-                f"level {lv.path!r} has {arr.ndim} dimensions but {len(ms.axes)} axes are "
-                "declared", path=where, field="multiscales[0].axes")
-        arrays.append(arr)
-    dtypes = {str(a.dtype) for a in arrays}
-    if len(dtypes) > 1:
-        raise MetadataError(f"levels have different dtypes {sorted(dtypes)}", path=where,
-                            field="multiscales[0].datasets")
-    return arrays
-
-
-def read_multiscale_metadata(
-    group: zarr.Group, where: str
-) -> tuple[Multiscale, list[zarr.Array]]:
-    """Parse a group's multiscale metadata and open (not read) its level arrays."""
-    attrs = group.attrs.asdict()
-    shapes = None
-    ms_raw = ome_attrs(attrs).get("multiscales") or [{}]
-    datasets = ms_raw[0].get("datasets", []) if isinstance(ms_raw[0], Mapping) else []
-    if all(isinstance(d, Mapping) and "coordinateTransformations" not in d for d in datasets):
-        shapes = []  # legacy: scales come from level shapes
-        for d in datasets:
-            try:
-                shapes.append(group[d["path"]].shape)
-            except (KeyError, TypeError):
-                shapes = None
-                break
-    ms = parse_multiscale(attrs, path=where, shapes=shapes)
-    return ms, _level_arrays(group, ms, where)
-
-
 def level_coords(ms: Multiscale, lv: Level, shape: Sequence[int]) -> Any:
     """Coordinates of one level, as :func:`open_image` attaches them (via ``make_coords``).
 
@@ -301,13 +194,40 @@ def level_coords(ms: Multiscale, lv: Level, shape: Sequence[int]) -> Any:
 
 
 def level_attrs(ms: Multiscale) -> dict[str, Any]:
-    """Attributes of the image variable of every level (``image-label``, ``omero``)."""
+    """Attributes of the image variable of every level (``image-label``, ``omero``, and
+    :data:`STORED_AXES_ATTR` when the stored axis order is not canonical)."""
     attrs: dict[str, Any] = {}
     if ms.image_label is not None:
         attrs["image-label"] = ms.image_label
     if ms.omero is not None:
         attrs["omero"] = ms.omero
+    if canonical_dims(ms.dims) != ms.dims:
+        attrs[STORED_AXES_ATTR] = "".join(ms.dims)
     return attrs
+
+
+def note_axis_order(ms: Multiscale, where: str) -> None:
+    """Warn that an image whose axes are stored out of t, c, z, y, x order is opened transposed.
+
+    Called once per open by :func:`open_image`, :func:`open_multiscale` and the xarray backend.
+    """
+    canon = canonical_dims(ms.dims)
+    if canon != ms.dims:
+        _warn(f"{where}: axes are stored in the order {''.join(ms.dims)!r} "
+              f"(multiscales[0].axes); opened as {''.join(canon)!r} (voxzarr's t, c, z, y, x "
+              f"order) by a lazy transpose. attrs[{STORED_AXES_ATTR!r}] keeps the stored order; "
+              "images are written in canonical order")
+
+
+def _stored_chunks(chunks: Any, stored: Sequence[str], canon: Sequence[str]) -> Any:
+    """``chunks=`` given for the canonical dims, as the stored array's dask chunks."""
+    if isinstance(chunks, Mapping):  # by name (or by canonical axis index)
+        by_name = {canon[k] if isinstance(k, int) else str(k): v for k, v in chunks.items()}
+        return {stored.index(d): v for d, v in by_name.items() if d in stored}
+    if isinstance(chunks, Sequence) and not isinstance(chunks, str) \
+            and len(chunks) == len(stored):
+        return tuple(chunks[list(canon).index(d)] for d in stored)
+    return chunks  # one size for every axis, "auto", None
 
 
 def level_index(ms: Multiscale, level: int | str, where: str) -> int:
@@ -324,11 +244,15 @@ def level_index(ms: Multiscale, level: int | str, where: str) -> int:
 def _level_dataarray(ms: Multiscale, lv: Level, arr: zarr.Array, where: str,
                      chunks: Any) -> xr.DataArray:
     reader = _ChunkReader(arr, f"{where.rstrip('/')}/{lv.path}")
+    canon = canonical_dims(ms.dims)
+    chunks = _stored_chunks(chunks, ms.dims, canon) if chunks is not None else None
     data = da.from_array(reader, chunks=chunks or _read_chunks(arr), asarray=False,
                          name=f"open_image-{tokenize(where, lv.path, arr.metadata.to_dict())}",
                           lock=False)
-    return xr.DataArray(data, dims=ms.dims, coords=level_coords(ms, lv, arr.shape),
-                        name=ms.name or IMAGE_VAR, attrs=level_attrs(ms))
+    img = xr.DataArray(data, dims=ms.dims, coords=level_coords(ms, lv, arr.shape),
+                       name=ms.name or IMAGE_VAR, attrs=level_attrs(ms))
+    # voxzarr images are t, c, z, y, x: a lazy transpose (coordinates go with their dims)
+    return img if canon == ms.dims else img.transpose(*canon)
 
 
 def open_image(
@@ -337,7 +261,7 @@ def open_image(
     *,
     series: int | str | None = None,
     well: str | None = None,
-    field: int = 0,
+    field: int | None = None,
     label: str | None = None,
     chunks: Any = None,
     storage_options: dict | None = None,
@@ -351,19 +275,23 @@ def open_image(
     level
         Level index (0 = full resolution) or dataset path.
     series
-        bioformats2raw series to open (default the first).
+        bioformats2raw series to open: index or group path (default the first).
     well, field
-        For plates: the well path (``"A/1"``; default the first) and field index.
+        For plates: the well path (``"A/1"``; default the first) and field index (default
+        0). Without them a container of several images opens the first, with a
+        ``UserWarning`` naming it and how to pick another (``vz.info`` lists them all).
     label
         Open ``labels/<label>`` instead of the image.
     chunks
-        Dask chunks; default the stored shard (or chunk) shape.
+        Dask chunks (for the returned dims); default the stored shard (or chunk) shape.
 
     Returns
     -------
     xarray.DataArray
-        Dask-backed, dims from ``t, c, z, y, x``, pixel-centre physical coordinates with
-        units in ``coord.attrs["units"]``; ``c`` holds channel labels.
+        Dask-backed, dims from ``t, c, z, y, x`` in that order, pixel-centre physical
+        coordinates with units in ``coord.attrs["units"]``; ``c`` holds channel labels.
+        Axes stored in another order (NGFF allows e.g. ``c, x, y, z``) are transposed
+        lazily, with a ``UserWarning`` and ``attrs["voxzarr_stored_axes"]`` (``"cxyz"``).
     """
     root = _store.open_root(location, storage_options=storage_options)
     group, where = resolve_image_group(root, location=location, series=series, well=well,
@@ -371,9 +299,13 @@ def open_image(
     ms, arrays = read_multiscale_metadata(group, where)
     idx = level_index(ms, level, where)
     lv = ms.levels[idx]
+    note_axis_order(ms, where)
     img = _level_dataarray(ms, lv, arrays[idx], where, chunks)
-    # lets filters find this image's stored halo while the data are still this untouched read
-    img.encoding["voxzarr_source"] = _Source(group=group, level=lv.path, array=img.data.name)
+    if img.dims == ms.dims:
+        # lets filters find this image's stored halo while the data are still this untouched
+        # read; halos are laid out in canonical order only, so a transposed read has none
+        img.encoding["voxzarr_source"] = _Source(group=group, level=lv.path,
+                                                 array=img.data.name)
     return img
 
 
@@ -389,7 +321,7 @@ def open_multiscale(
     *,
     series: int | str | None = None,
     well: str | None = None,
-    field: int = 0,
+    field: int | None = None,
     label: str | None = None,
     chunks: Any = None,
     storage_options: dict | None = None,
@@ -403,6 +335,7 @@ def open_multiscale(
     group, where = resolve_image_group(root, location=location, series=series, well=well,
                                        field=field, label=label)
     ms, arrays = read_multiscale_metadata(group, where)
+    note_axis_order(ms, where)
     children = {}
     for lv, arr in zip(ms.levels, arrays, strict=True):
         img = _level_dataarray(ms, lv, arr, where, chunks)
@@ -653,6 +586,10 @@ def write_multiscale(
                       progress_bar):
             da.store([d for d, _ in pending], [t for _, t in pending], lock=False,
                      compute=True, **local)
+    if image_label is not None and "colors" not in image_label:
+        # NGFF: label images SHOULD list their colours; taken from the values stored
+        image_label = {**image_label, "colors": label_colors(
+            label_values(root[ngff_levels[0].path], **local))}
     axes = tuple(Axis(d, {"t": "time", "c": "channel"}.get(d, "space"),
                       None if d == "c" else units.get(d)) for d in dims)
     ms = Multiscale(
@@ -729,7 +666,8 @@ def to_ome_zarr(
     def source(img: Any, where: Any, pyr: dict[str, Any] | None, label: bool | None) -> Any:
         """The levels to write: a DataArray with ``pyramid`` streams them level by level."""
         if pyr is None or not isinstance(img, xr.DataArray):
-            return _levels_of(img)
+            # a tree's attrs may say how its levels were made (multiscales type / metadata)
+            return levels_with_method(getattr(img, "attrs", {}), _levels_of(img))
         from .pyramid import stream_levels
 
         return stream_levels(img, where, chunks=chunks, shards=shards, label=label, **pyr)

@@ -83,6 +83,16 @@ def _edges(geo: Geometry, dim: str) -> tuple[float, float]:
 
 
 def _label(geo: Geometry, dim: str) -> str:
+    """Axis label with the unit symbol: ``"x (µm)"``; ``"x (px)"`` for space without a unit.
+
+    Time is never in pixels: ``"t (s)"`` with a unit, ``"t"`` for a coordinate without one,
+    ``"t (frame)"`` when the axis has no coordinate (values are frame indices).
+    """
+    if dim == "t":
+        if dim not in geo.scale:
+            return "t (frame)"
+        unit = geo.units.get(dim)
+        return f"t ({unit_symbol(unit)})" if unit else "t"
     return f"{dim} ({unit_symbol(geo.units.get(dim) if dim in geo.scale else None)})"
 
 
@@ -178,6 +188,7 @@ def projections(
     figsize: tuple[float, float] | None = None,
     title: str | None = None,
     max_size: int = 2048,
+    min_panel: float = 0.15,
 ) -> Figure:
     """XY, XZ and ZY projections drawn at true physical aspect (a matplotlib Figure).
 
@@ -220,6 +231,13 @@ def projections(
         Longest side, in pixels, of a drawn view. Longer axes are binned for display by
         ``ceil(n / max_size)`` with the same reduction (a trailing partial bin is dropped),
         so even huge images give a small figure; physical extents stay true.
+    min_panel
+        Smallest drawn length of an axis, as a fraction of the longest physical extent. A
+        thinner axis (the z of a 5-plane stack at 1 µm beside 100 µm in x and y) is drawn
+        stretched by the smallest integer factor N that reaches it, so its panels do not
+        shrink to slivers; every panel showing it says so in its label (``"XZ  z ×4"``).
+        ``0`` always draws true physical aspect. Tick labels are thinned where they would
+        touch.
 
     Returns
     -------
@@ -268,23 +286,32 @@ def projections(
     names = _channel_names(img)
     colours = _channel_colours(img, colors) if n_ch > 1 else []
 
-    fig, axes, spare = _layout(geo, views, ax, figsize)
+    stretch = _stretch(geo, views, min_panel)
+    fig, axes, spare = _layout(geo, views, ax, figsize, stretch)
     for (vname, row, col, _), plane, axis in zip(views, planes, axes, strict=True):
         c_lo, c_hi = _edges(geo, col)
         r_lo, r_hi = _edges(geo, row)
         extent = (c_lo, c_hi, r_hi, r_lo)  # row 0 at the top, at the lower coordinate
+        # aspect = drawn height of one row unit / drawn width of one column unit
+        aspect = stretch[row] / stretch[col]
         if n_ch > 1:
             axis.imshow(_composite(plane, lows, highs, colours), extent=extent,
-                        origin="upper", aspect="equal", interpolation="nearest")
+                        origin="upper", aspect=aspect, interpolation="nearest")
         else:
-            axis.imshow(plane[0], extent=extent, origin="upper", aspect="equal", cmap=cmap,
+            axis.imshow(plane[0], extent=extent, origin="upper", aspect=aspect, cmap=cmap,
                         vmin=lows[0], vmax=highs[0], interpolation="nearest")
         axis.set_xlabel(_label(geo, col))
         axis.set_ylabel(_label(geo, row))
-        if len(views) > 1:
-            axis.text(0.02, 0.98, vname, transform=axis.transAxes, ha="left", va="top",
-                      color="white", fontsize=9, fontweight="bold",
-                      bbox={"facecolor": "black", "alpha": 0.5, "pad": 1.5, "lw": 0})
+        # a stretched axis is always said, so the drawn aspect is never silently wrong
+        note = "  ".join(f"{d} ×{stretch[d]}" for d in (row, col) if stretch[d] > 1)
+        if len(views) > 1 or note:
+            # orthogonal views also list it in the free corner; a single view says it here
+            text = (f"{vname}  {note}".rstrip() if len(views) > 1
+                    else note.replace(" ×", " stretched ×"))
+            label = axis.text(0.02, 0.98, text, transform=axis.transAxes, ha="left",
+                              va="top", color="white", fontsize=9, fontweight="bold",
+                              bbox={"facecolor": "black", "alpha": 0.5, "pad": 1.5, "lw": 0})
+            label.set_gid(f"view:{vname}")
     if ax is None and len(views) == 3:
         xy, xz, zy = axes
         xy.xaxis.set_label_position("top")
@@ -292,11 +319,13 @@ def projections(
         zy.yaxis.set_label_position("right")
         zy.yaxis.tick_right()
     if scale_bar:
-        _scale_bar(axes[0], geo, views[0][2], views[0][1])
+        _scale_bar(axes[0], geo, views[0][2], views[0][1], stretch[views[0][1]] /
+                   stretch[views[0][2]])
     if spare is not None:  # the free corner of the orthogonal views: what was drawn
         lines = [" x ".join(str(full.size(d)) for d in spatial) + " voxels", "voxel size",
                  *(f"  {d}  {full.scale[d]:.4g} {unit_symbol(full.units.get(d))}"
                    for d in spatial)]
+        lines += [f"{d} drawn stretched ×{stretch[d]}" for d in spatial if stretch[d] > 1]
         spare.text(0.08, 0.92, "\n".join(lines), transform=spare.transAxes, ha="left",
                    va="top", fontsize=9, family="monospace")
     if n_ch > 1:
@@ -310,7 +339,70 @@ def projections(
         if title is None:  # a single view is the image itself, not a projection
             title = f"{name}: {reduce} projections" if len(views) > 1 else name
         fig.suptitle(title)
+    _thin_ticks(fig, axes)
     return fig
+
+
+def _stretch(geo: Geometry, views: list[tuple[str, str, str, str | None]],
+             min_panel: float) -> dict[str, int]:
+    """Integer factor by which each drawn axis is stretched (1: true physical length).
+
+    An axis whose physical extent is below ``min_panel`` times the longest one is drawn N
+    times longer, N the smallest integer that reaches it.
+    """
+    if not min_panel >= 0:
+        raise VoxzarrError(f"min_panel must be >= 0, got {min_panel!r}", field="min_panel")
+    dims = {d for _, row, col, _ in views for d in (row, col)}
+    ext = {d: _edges(geo, d)[1] - _edges(geo, d)[0] for d in dims}
+    want = min_panel * max(ext.values())
+    # the small slack keeps an axis exactly at the limit (or a hair below) unstretched
+    return {d: max(1, math.ceil(want / ext[d] - 1e-9)) for d in dims}
+
+
+def _tick_labels(axis: Any) -> list[Any]:
+    """The drawn tick labels of an x or y ``axis`` (ticks inside the view, with text)."""
+    lo, hi = sorted(axis.get_view_interval())
+    slack = (hi - lo) * 1e-9
+    return [lab for tick in axis.get_major_ticks() if lo - slack <= tick.get_loc() <= hi + slack
+            for lab in (tick.label1, tick.label2) if lab.get_visible() and lab.get_text()]
+
+
+def _thin_ticks(fig: Figure, axes: Sequence[Any], gap: float = 4.0) -> None:
+    """Fewer ticks on any axis whose tick labels would touch (``gap`` pixels apart at
+    least): the short sides of thin panels, long tick labels.
+
+    Needs a canvas that can measure text (Agg, which voxzarr's own figures get); others are
+    left as they are.
+    """
+    from matplotlib.ticker import FixedLocator, MaxNLocator
+
+    if not hasattr(fig.canvas, "get_renderer"):
+        return
+    for _ in range(5):  # each pass can only remove ticks, so this settles fast
+        fig.draw_without_rendering()
+        renderer = fig.canvas.get_renderer()
+        crowded = []
+        for ax in axes:
+            for axis in (ax.xaxis, ax.yaxis):
+                along = 0 if axis.axis_name == "x" else 1
+                boxes = sorted(([b.x0, b.x1], [b.y0, b.y1])[along]
+                               for b in (t.get_window_extent(renderer)
+                                         for t in _tick_labels(axis)))
+                if any(a[1] + gap > b[0] for a, b in zip(boxes, boxes[1:], strict=False)):
+                    size = max(b[1] - b[0] for b in boxes) + gap
+                    span = ax.get_window_extent(renderer)
+                    length = span.width if along == 0 else span.height
+                    crowded.append((axis, min(len(boxes) - 1, int(length // size))))
+        if not crowded:
+            return
+        for axis, fits in crowded:
+            if fits >= 2:  # at most `fits` labels, at round steps
+                axis.set_major_locator(MaxNLocator(nbins=fits - 1, steps=[1, 2, 2.5, 5, 10]))
+            else:  # not even two fit: keep the visible tick nearest the middle
+                lo, hi = sorted(axis.get_view_interval())
+                locs = [t.get_loc() for t in axis.get_major_ticks() if lo <= t.get_loc() <= hi]
+                mid = min(locs, key=lambda v: abs(v - (lo + hi) / 2)) if locs else lo
+                axis.set_major_locator(FixedLocator([mid]))
 
 
 def _merge_geometry(views: Sequence[xr.DataArray]) -> Geometry:
@@ -327,8 +419,12 @@ def _merge_geometry(views: Sequence[xr.DataArray]) -> Geometry:
 
 
 def _layout(geo: Geometry, views: list[tuple[str, str, str, str | None]], ax: Any,
-            figsize: tuple[float, float] | None) -> tuple[Figure, list[Any], Any]:
-    """Figure and axes for the views: orthogonal-view grid sized by physical extents."""
+            figsize: tuple[float, float] | None,
+            stretch: Mapping[str, int]) -> tuple[Figure, list[Any], Any]:
+    """Figure and axes for the views: orthogonal-view grid sized by the drawn extents
+    (physical extents times ``stretch``)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     if ax is not None:
         axes = [ax] if len(views) == 1 and not isinstance(ax, Sequence | np.ndarray) else list(
             np.ravel(ax))
@@ -336,15 +432,17 @@ def _layout(geo: Geometry, views: list[tuple[str, str, str, str | None]], ax: An
             raise VoxzarrError(f"ax must hold {len(views)} Axes for this image, got {len(axes)}",
                                field="ax")
         return axes[0].figure, axes, None
-    ext = {d: _edges(geo, d)[1] - _edges(geo, d)[0] for d in geo.dims if d in SPATIAL}
+    ext = {d: (_edges(geo, d)[1] - _edges(geo, d)[0]) * stretch[d] for d in stretch}
     if len(views) == 1:
         w, h = ext[views[0][2]], ext[views[0][1]]
         size = figsize or _fit(w, h, 6.0, extra=(1.2, 1.0))
         fig = Figure(figsize=size, layout="constrained")
+        FigureCanvasAgg(fig)  # measures text, so crowded tick labels can be thinned
         return fig, [fig.add_subplot()], None
     w, h = ext["x"] + ext["z"], ext["y"] + ext["z"]
     size = figsize or _fit(w, h, 7.0, extra=(1.8, 1.8))
     fig = Figure(figsize=size, layout="constrained")
+    FigureCanvasAgg(fig)
     grid = fig.add_gridspec(2, 2, width_ratios=[ext["x"], ext["z"]],
                             height_ratios=[ext["y"], ext["z"]])
     xy = fig.add_subplot(grid[0, 0])
@@ -361,17 +459,29 @@ def _fit(w: float, h: float, longest: float, extra: tuple[float, float]) -> tupl
     return (max(w * k, 2.0) + extra[0], max(h * k, 2.0) + extra[1])
 
 
-def _scale_bar(axis: Any, geo: Geometry, col: str, row: str) -> None:
-    """A white bar of a round physical length in the lower right corner of ``axis``."""
+def _scale_bar(axis: Any, geo: Geometry, col: str, row: str, stretch: float = 1.0) -> None:
+    """A white bar of a round physical length in the lower right corner of ``axis``.
+
+    The bar and its label sit on a semi-transparent black box and the label has a black
+    outline, so they stay visible on white, black and mixed images alike. ``stretch`` is
+    how much the row axis is drawn stretched (the bar's thickness is kept on screen).
+    """
+    from matplotlib.patheffects import withStroke
+    from matplotlib.text import Text
     from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 
     lo, hi = _edges(geo, col)
     r_lo, r_hi = _edges(geo, row)
     length = nice_length(hi - lo)
     unit = unit_symbol(geo.units.get(col) if col in geo.scale else None)
+    thick = max((r_hi - r_lo) * stretch, (hi - lo) * 0.25) / 80 / stretch
     bar = AnchoredSizeBar(axis.transData, length, f"{length:g} {unit}", loc="lower right",
-                          color="white", frameon=False, pad=0.4, sep=3,
-                          size_vertical=(r_hi - r_lo) / 80, fontproperties={"size": 9})
+                          color="white", frameon=True, pad=0.3, borderpad=0.6, sep=3,
+                          size_vertical=thick, fontproperties={"size": 9})
+    bar.patch.set(facecolor="black", edgecolor="none", alpha=0.55,
+                  boxstyle="round,pad=0.2,rounding_size=0.3")
+    for text in bar.txt_label.findobj(Text):
+        text.set_path_effects([withStroke(linewidth=2.0, foreground="black")])
     bar.set_gid("scale_bar")
     axis.add_artist(bar)
 
@@ -834,4 +944,5 @@ def series_map_figure(
     axes = [a for a in fig.axes if a.images]
     bar = fig.colorbar(axes[0].images[0], ax=axes, shrink=0.9)
     bar.set_label(what)
+    _thin_ticks(fig, axes)  # the colour bar narrows the panels
     return fig

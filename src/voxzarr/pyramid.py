@@ -73,7 +73,12 @@ __all__ = [
     "format_plan",
     "label_names",
     "parse_factors",
+    "VIEW_FLOOR",
 ]
+
+#: Largest default ``min_size``: an axis longer than a 512-pixel screen tile is halved at
+#: least once even when it fits one chunk, as viewers expect a reduced level.
+VIEW_FLOOR = 256
 
 #: input bytes one task reads (the reduced output is 1/K of it); with the kernels'
 #: temporaries a task peaks at a few times this
@@ -237,7 +242,9 @@ def plan_pyramid(
         over the spatial dims. A single int or mapping repeats for every level.
     min_size
         Smallest length (voxels) an axis may be halved to; an int or ``{dim: n}``. Default:
-        the chunk length along that axis (``chunks``, else :func:`voxzarr.io.default_chunks`).
+        the chunk length along that axis (``chunks``, else :func:`voxzarr.io.default_chunks`),
+        at most :data:`VIEW_FLOOR` (256), so any image wider than a 512-pixel screen tile
+        gets at least one reduced level for viewers.
     chunks
         Chunk shape the levels will be written with (sets the default ``min_size``).
     label
@@ -266,7 +273,7 @@ def plan_pyramid(
     else:
         repeat = None if factors is None else _factor_entry(factors, dims, "factors")
         default_floor = (1,) * len(dims) if levels is not None and min_size is None else \
-            _io.storage_units(dims, shape0, chunks, None)[0]
+            tuple(min(c, VIEW_FLOOR) for c in _io.storage_units(dims, shape0, chunks, None)[0])
         floor = _min_sizes(min_size, dims, default_floor)
         cur = dict(zip(dims, shape0, strict=True))
         cur_scale = dict(spatial_scale)
@@ -418,8 +425,9 @@ def _level_image(data: Any, plan: PyramidPlan, level: int, src: xr.DataArray) ->
     coords = coords.drop_vars([d for d in coords if d not in src.coords])
     if "c" in src.coords:
         coords = combine_coords([coords, xr.Coordinates({"c": src.coords["c"].variable})])
-    return xr.DataArray(data, dims=plan.dims, coords=coords, name=src.name,
-                        attrs=dict(src.attrs))
+    out = xr.DataArray(data, dims=plan.dims, coords=coords, attrs=dict(src.attrs))
+    out.name = src.name  # not the dask key of a nameless input
+    return out
 
 
 def _write_units(plan: PyramidPlan, level: int, chunks: Any, shards: Any) -> tuple[int, ...]:
@@ -764,6 +772,13 @@ def add_levels(
     if ms.version not in ("0.4", "0.5"):
         raise MetadataError(f"NGFF {ms.version} is read-only here; upgrade it to 0.5 first "
                             "(voxzarr upgrade)", path=where, field="version")
+    if _io.canonical_dims(ms.dims) != ms.dims:
+        # new levels are built from the canonical (transposed) read: they would not match
+        # the stored axis order the metadata declares
+        raise MetadataError(f"axes are stored in the order {''.join(ms.dims)!r}; levels can "
+                            "be added only to t, c, z, y, x stores (rewrite it with "
+                            "vz.open_image(...).vox.to_ome_zarr(..., pyramid=True))",
+                            path=where, field="multiscales[0].axes")
     old_paths = [lv.path for lv in ms.levels]
     if len(ms.levels) > 1 and not overwrite:
         raise OverwriteError(f"already has {len(ms.levels)} levels; pass overwrite=True "

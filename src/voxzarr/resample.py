@@ -156,8 +156,9 @@ def _wrap(obj: xr.DataArray, geo: Geometry, data: da.Array, scale: Mapping[str, 
                          geo.channel_names)
     if "c" in obj.coords:  # channels pass through untouched
         coords = combine_coords([coords, xr.Coordinates({"c": obj.coords["c"].variable})])
-    return xr.DataArray(data, dims=geo.dims, coords=coords, name=obj.name,
-                        attrs=dict(obj.attrs))
+    out = xr.DataArray(data, dims=geo.dims, coords=coords, attrs=dict(obj.attrs))
+    out.name = obj.name  # the constructor would take a nameless input's dask key as the name
+    return out
 
 
 # --------------------------------------------------------------------------- resampling
@@ -380,8 +381,12 @@ def _snap(x: np.ndarray, bits: int = 20, tol: float = 1e-10) -> np.ndarray:
 def _pull(obj: xr.DataArray, geo: Geometry, a_pull: np.ndarray, b_pull: np.ndarray,
           grid: tuple[list[int], np.ndarray, np.ndarray], order: int, mode: str, cval: float,
           prefilter: bool, device: str, chunks: Any, labels: bool | None,
-          max_bytes: int | str | None, anti_alias: bool = False) -> xr.DataArray:
-    """Resample onto ``grid`` where output physical ``p`` reads input ``a_pull p + b_pull``."""
+          max_bytes: int | str | None, anti_alias: bool = False,
+          planes: tuple[str, str] | None = None) -> xr.DataArray:
+    """Resample onto ``grid`` where output physical ``p`` reads input ``a_pull p + b_pull``.
+
+    ``planes`` (two dims): transform plane by plane, other axes passing through untouched.
+    """
     spatial = geo.spatial_dims
     shape_sp, s_out, t_out = grid
     s_in = np.array([geo.scale[d] for d in spatial])
@@ -405,14 +410,15 @@ def _pull(obj: xr.DataArray, geo: Geometry, a_pull: np.ndarray, b_pull: np.ndarr
     _check_size(shape, np.dtype(obj.dtype), chunks, max_bytes)
     data, was_gpu = _run_on(device, _dask_data(obj))
     out_chunks = _out_chunks(chunks, geo.dims, shape, data)
+    axes_pl = None if planes is None else [geo.dims.index(d) for d in planes]
     if sigma.any():
         out = ndinterp.smoothed_affine(data, matrix, offset, shape, order, out_chunks,
                                        mode=mode, cval=cval, prefilter=prefilter,
-                                       output=obj.dtype, sigma=sigma.tolist())
+                                       output=obj.dtype, sigma=sigma.tolist(), planes=axes_pl)
     else:
         out = ndinterp.affine_transform(data, matrix, offset, shape, order, out_chunks,
                                         mode=mode, cval=cval, prefilter=prefilter,
-                                        output=obj.dtype)
+                                        output=obj.dtype, planes=axes_pl)
     return _wrap(obj, geo, out, dict(zip(spatial, s_out.tolist(), strict=True)),
                  dict(zip(spatial, t_out.tolist(), strict=True)), was_gpu)
 
@@ -512,5 +518,7 @@ def rotate(
         grid = _grid_from(None, geo, spatial, corners)
     else:
         grid = _grid_from(obj, geo, spatial, np.zeros((1, len(spatial))))
+    # like scipy.ndimage.rotate, plane by plane: other axes are neither prefiltered nor
+    # interpolated (they map to themselves)
     return _pull(obj, geo, a_pull, b_pull, grid, order, mode, cval, prefilter, device,
-                 chunks, labels, max_bytes, anti_alias)
+                 chunks, labels, max_bytes, anti_alias, planes=names)

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import sys
 import types
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..coords import SPATIAL
 from ..errors import ConversionError
 from .frames import read_folder, read_frames
 from .source import Source, VoxelSize, apply_axes, reread, resolve
 from .tiff import TIFF_SUFFIXES, read_tiff
 from .upgrade import upgrade
-from .write import task_chunks, write_image, write_unit
+from .write import task_chunks, write_image, write_series, write_unit
 
 __all__ = ["convert", "upgrade", "read_source"]
 
@@ -68,6 +70,7 @@ def convert(
     progress: bool | None = None,
     verify: bool = True,
     storage_options: dict | None = None,
+    layout: str = "auto",
 ) -> Any:
     """Convert an image archive into OME-Zarr.
 
@@ -95,6 +98,9 @@ def convert(
         Which series of a multi-series TIFF.
     chunks, shards
         Stored chunk / shard shape (tuple, dict by dim, or one int for the spatial axes).
+        In the series layout ``chunks`` gives the spatial block of a chunk (its ``t`` is
+        always the whole time axis) and ``shards`` the shard shape in whole blocks, as for
+        :func:`voxzarr.series.to_series`.
     version
         NGFF version to write: ``"0.5"`` (zarr v3, default) or ``"0.4"``.
     pyramid
@@ -110,6 +116,14 @@ def convert(
         fsspec options for an ``s3://`` (or other URL) ``dest``: where the store is and how
         to reach it (``endpoint_url``, ``anon``, ...); credentials come from the environment.
         Used for the existence check, the write and the verification.
+    layout
+        ``"auto"`` (default): a Thunder binary series (records of whole time series) is
+        written in voxzarr's series layout (chunks spanning the whole time axis; open it
+        with :func:`voxzarr.open_series`, see ``spec/series.md``), everything else in the
+        image layout. ``"series"`` writes any time-lapse in the series layout, ``"image"``
+        always the image layout. The series layout is NGFF 0.5 with one level: with
+        ``version="0.4"`` or ``pyramid`` a Thunder series is written in the image layout
+        (with a warning), and ``layout="series"`` is refused.
 
     The pixels are read and written on the active dask scheduler: the workers of a
     ``dask.distributed`` cluster when a Client is current (source files must then be
@@ -128,6 +142,11 @@ def convert(
     src = apply_axes(read_source(source, series=series), axes)
     img = resolve(src, voxel_size=voxel_size, unit=unit, time_interval=time_interval,
                   time_unit=time_unit, channel_names=channel_names)
+    if _as_series(layout, src, img, version=version, pyramid=pyramid):
+        return write_series(img, dest, block=_series_block(chunks, img.dims), shards=shards,
+                            overwrite=overwrite, progress=progress, compressor=compressor,
+                            verify=verify, storage_options=storage_options,
+                            source=None if not isinstance(source, str | Path) else str(source))
     if chunks is None and axes is None and src.chunks is not None:
         chunks = {d: n for d, n in src.chunks.items() if d in img.dims}
     # plan write tasks of whole shards within budget, and read each task's block directly
@@ -137,6 +156,44 @@ def convert(
     return write_image(img, dest, chunks=chunks, shards=shards, version=version,
                        overwrite=overwrite, progress=progress, pyramid=pyramid,
                        compressor=compressor, verify=verify, storage_options=storage_options)
+
+
+def _as_series(layout: str, src: Source, img: Any, *, version: str,
+               pyramid: bool | Mapping[str, Any]) -> bool:
+    """Whether to write the series layout (see :func:`convert`, ``layout``)."""
+    if layout not in ("auto", "image", "series"):
+        raise ConversionError(f"layout must be 'auto', 'image' or 'series', got {layout!r}",
+                              path=src.path, field="layout")
+    blocked = ("NGFF 0.4 was asked" if version != "0.5"
+               else "a pyramid was asked" if pyramid else None)
+    if layout == "series":
+        if blocked:
+            raise ConversionError(f"the series layout is NGFF 0.5 with one level, but "
+                                  f"{blocked}", path=src.path, field="layout")
+        if "t" not in img.dims:
+            raise ConversionError(f"the series layout needs a time axis; the image has "
+                                  f"{tuple(img.dims)}", path=src.path, field="layout")
+        return True
+    if layout == "auto" and src.layout == "series":
+        if blocked:
+            warnings.warn(f"{src.path}: a Thunder series written in the image layout because "
+                          f"{blocked}; vz.open_series will not open it (layout='series' "
+                          "needs NGFF 0.5 without a pyramid)", UserWarning, stacklevel=3)
+            return False
+        return True
+    return False
+
+
+def _series_block(chunks: Any, dims: Sequence[Any]) -> Any:
+    """``convert``'s ``chunks`` as a series block: the spatial entries only."""
+    if chunks is None or isinstance(chunks, int):
+        return chunks
+    if isinstance(chunks, Mapping):
+        return {d: n for d, n in chunks.items() if d in SPATIAL}
+    values = tuple(chunks)
+    if len(values) == len(dims):  # one entry per dim: drop t and c
+        return tuple(n for d, n in zip(dims, values, strict=True) if d in SPATIAL)
+    return values
 
 
 class _CallablePackage(types.ModuleType):

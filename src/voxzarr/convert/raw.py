@@ -1,15 +1,25 @@
 """Raw binary archives described by a ``conf.json``, as written by Thunder.
 
-Two layouts share the file name ``conf.json``:
+Two layouts share the file name ``conf.json``; both describe one Thunder array per timepoint
+whose axes are, in Thunder's own order, **(row, column[, plane]) = (y, x[, z])**: Thunder
+reads a TIFF page into ``(rows, cols)`` and stacks pages last, and writes every binary
+format from that array.
 
-* **Image frames**: ``{"dims": [...], "dtype": "int16"}`` and one flat binary file per frame
-  (``image-00000.bin``, ...). The bytes are in Fortran order, so ``dims`` lists the fastest
-  axis first (x, y[, z]); voxzarr reads them as the C-order array of shape ``dims[::-1]``,
-  i.e. ``(z, y, x)``. An optional ``"order": "C"`` says the dims are listed slowest first.
+* **Image frames** (``saveAsBinaryImages``): ``{"dims": [...], "dtype": "int16"}`` and one
+  flat binary file per frame (``image-00000.bin``, ...): the array's bytes in Fortran order,
+  ``dims`` its shape. voxzarr reads the C-order array of shape ``dims[::-1]`` and names its
+  axes ``(z, x, y)`` (``(x, y)`` in 2-D); :func:`voxzarr.convert.source.resolve` puts them in
+  ``z, y, x`` order. An optional ``"order": "C"`` (a voxzarr extension) says the bytes are
+  in C order with ``dims`` listed slowest first, ``(z, y, x)``.
 * **Series** (Thunder 0.x ``saveAsBinarySeries``): ``{"nkeys", "nvalues", "keytype",
-  "valuetype"}`` and files of records, each ``nkeys`` integer keys (the voxel position,
-  fastest axis first: x, y, z) followed by ``nvalues`` values (the time series).
+  "valuetype"}`` and files of records, each ``nkeys`` integer keys (the voxel's index into
+  that same array, ``(y, x[, z])``) followed by ``nvalues`` values (its time series).
   A ``SUCCESS`` file marks a complete write.
+
+So the same Thunder data give the same image from either layout, and the same as the TIFF
+frames Thunder read it from. Neither layout records which axis is which; an optional
+``"axes"`` entry in ``conf.json`` (a voxzarr extension, e.g. ``"xyz"`` for camera stacks
+whose ``dims`` list x first) names the ``dims`` entries (or keys) in their listed order.
 
 Both read lazily through ``numpy.memmap``: a task touches only the bytes of its block.
 """
@@ -37,6 +47,8 @@ __all__ = ["read_conf", "raw_frame_files", "read_raw_frames", "read_thunder_seri
 
 _SKIP = {"conf.json", "SUCCESS", "_SUCCESS"}
 _SPATIAL_BY_NDIM = {1: "x", 2: "yx", 3: "zyx"}
+#: what Thunder's array axes are, in its order: TIFF rows, columns, then pages
+_THUNDER_AXES = {1: "x", 2: "yx", 3: "yxz"}
 _CHUNK_BYTES = 16 << 20
 
 
@@ -78,6 +90,19 @@ def _positive_ints(value: Any, conf: Path, fld: str) -> tuple[int, ...]:
         raise ConversionError(f"expected a list of positive integers, got {value!r}",
                               path=conf, field=fld)
     return tuple(value)
+
+
+def _conf_axes(conf: dict[str, Any], cpath: Path, n: int, default: str) -> str:
+    """Spatial axis of each ``dims`` entry (or key) in listed order: ``conf["axes"]`` when
+    given (a voxzarr extension), else ``default``."""
+    value = conf.get("axes")
+    if value is None:
+        return default
+    text = str(value).lower() if isinstance(value, str) else ""
+    if len(text) != n or len(set(text)) != n or not set(text) <= set("zyx"):
+        raise ConversionError(f"axes must name each of the {n} dims once from 'z', 'y', 'x' "
+                              f"(e.g. {default!r}), got {value!r}", path=cpath, field="axes")
+    return text
 
 
 def _token(paths: Sequence[Path]) -> str:
@@ -133,6 +158,9 @@ def read_raw_frames(folder: Path, files: Sequence[Path] | None = None) -> Source
         raise ConversionError(f"frames must be 2-D or 3-D, got dims {list(dims)}", path=cpath,
                               field=key)
     frame_shape = dims[::-1] if order == "F" else dims
+    names = _conf_axes(conf, cpath, len(dims),
+                       _THUNDER_AXES[len(dims)] if order == "F" else _SPATIAL_BY_NDIM[len(dims)])
+    axes = "t" + (names[::-1] if order == "F" else names)  # the reader's (C) axis order
     paths = list(files) if files is not None else raw_frame_files(folder)
     if not paths:
         raise ConversionError("no frame files beside conf.json", path=folder)
@@ -149,18 +177,18 @@ def read_raw_frames(folder: Path, files: Sequence[Path] | None = None) -> Source
     name = f"voxzarr-raw-{_token(paths)}"
     data = da.from_array(reader, chunks=chunks, asarray=False, lock=False, name=name,
                          meta=np.empty((0,) * reader.ndim, reader.dtype))
-    return Source(data=data, axes="t" + _SPATIAL_BY_NDIM[len(frame_shape)], path=str(folder),
-                  reader=reader, token=name)
+    return Source(data=data, axes=axes, path=str(folder), reader=reader, token=name)
 
 
 # --------------------------------------------------------------------------- Thunder series
 class ThunderSeries:
     """Array-like ``(t, *spatial)`` view of Thunder binary series records.
 
-    ``index`` maps each voxel (C order, ``(z, y, x)``) to its global record number, -1 where
-    no record holds it. It travels with every pickled graph (to ``dask.distributed``
-    workers), so it pickles as compressed steps between neighbouring voxels' record numbers:
-    a few bytes in all when the records follow the voxel order, even blockwise.
+    ``index`` maps each voxel (indexed by the keys in reverse, e.g. ``(z, x, y)`` for
+    Thunder's ``(y, x, z)`` keys) to its global record number, -1 where no record holds it.
+    It travels with every pickled graph (to ``dask.distributed`` workers), so it pickles as
+    compressed steps between neighbouring voxels' record numbers: a few bytes in all when
+    the records follow the voxel order, even blockwise.
     """
 
     def __init__(self, paths: Sequence[str], counts: Sequence[int], record: np.dtype,
@@ -213,7 +241,8 @@ def read_thunder_series(folder: Path, files: Sequence[Path] | None = None) -> So
     """Thunder 0.x binary series (``nkeys``/``nvalues`` conf.json) as a lazy ``(t, ...)`` source.
 
     Keys are scanned once to place each record (memory: 8 bytes per voxel for the index);
-    pixel values are then read block by block as the writer asks for them.
+    pixel values are then read block by block as the writer asks for them. The source says
+    ``layout="series"``: :func:`voxzarr.convert.convert` writes it in the series layout.
     """
     conf = read_conf(folder)
     cpath = folder / "conf.json"
@@ -223,8 +252,9 @@ def read_thunder_series(folder: Path, files: Sequence[Path] | None = None) -> So
                                   path=cpath, field=k)
     nkeys, nvalues = conf["nkeys"], conf["nvalues"]
     if nkeys > 3:
-        raise ConversionError(f"{nkeys} keys per record; voxzarr reads 1 to 3 (x, y, z)",
+        raise ConversionError(f"{nkeys} keys per record; voxzarr reads 1 to 3 (y, x, z)",
                               path=cpath, field="nkeys")
+    names = _conf_axes(conf, cpath, nkeys, _THUNDER_AXES[nkeys])
     ktype = _dtype(conf.get("keytype", "int16"), cpath, "keytype")
     vtype = _dtype(conf.get("valuetype", "int16"), cpath, "valuetype")
     if ktype.kind not in "iu":
@@ -253,7 +283,7 @@ def read_thunder_series(folder: Path, files: Sequence[Path] | None = None) -> So
         raise ConversionError("the series holds no records", path=folder)
     if allk.min() < 0:
         raise ConversionError("negative keys", path=folder, field="keys")
-    spatial = tuple(int(m) + 1 for m in allk.max(axis=0))[::-1]  # keys are x-first
+    spatial = tuple(int(m) + 1 for m in allk.max(axis=0))[::-1]  # index: keys reversed
     index = np.full(spatial, -1, dtype=np.int64)
     pos = tuple(allk[:, ::-1].T)
     index[pos] = np.arange(allk.shape[0])
@@ -270,9 +300,10 @@ def read_thunder_series(folder: Path, files: Sequence[Path] | None = None) -> So
     side = max(1, int((_CHUNK_BYTES / (nvalues * vtype.itemsize)) ** (1 / len(spatial))))
     side = 1 << (side.bit_length() - 1)
     chunks = (nvalues, *(min(n, side) for n in spatial))
-    axes = "t" + _SPATIAL_BY_NDIM[len(spatial)]
+    axes = "t" + names[::-1]
     name = f"voxzarr-thunder-{_token(paths)}"
     data = da.from_array(reader, chunks=chunks, asarray=False, lock=False, name=name,
                          meta=np.empty((0,) * reader.ndim, reader.dtype))
     return Source(data=data, axes=axes, path=str(folder),
-                  chunks=dict(zip(axes, chunks, strict=True)), reader=reader, token=name)
+                  chunks=dict(zip(axes, chunks, strict=True)), reader=reader, token=name,
+                  layout="series")

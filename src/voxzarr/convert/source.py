@@ -55,6 +55,10 @@ class Source:
     reader, token
         The array-like behind ``data`` and a name for it, so the data can be read again in
         the chunks the writer wants (see :meth:`lazy`).
+    layout
+        How the archive stores the pixels: ``"image"`` (frames or planes), or ``"series"``
+        (records of whole time series, as Thunder's binary series), which
+        :func:`voxzarr.convert.convert` writes in voxzarr's series layout by default.
     """
 
     data: da.Array
@@ -68,6 +72,7 @@ class Source:
     chunks: dict[str, int] | None = None
     reader: Any = None
     token: str = ""
+    layout: str = "image"
 
     def lazy(self, chunks: tuple[int, ...]) -> da.Array:
         """``data`` read afresh from ``reader`` in other chunks, so each write task reads

@@ -25,7 +25,8 @@ from ..errors import ConversionError
 from ..io import open_image, storage_units, to_ome_zarr
 from ._pool import joined_pool
 
-__all__ = ["TASK_BYTES", "write_unit", "task_chunks", "write_image", "verify_image"]
+__all__ = ["TASK_BYTES", "write_unit", "task_chunks", "write_image", "write_series",
+           "verify_image"]
 
 #: most pixel bytes one write task holds, where the input can be split that finely
 TASK_BYTES = 128 << 20
@@ -159,6 +160,53 @@ def write_image(
                 to_ome_zarr(img, work / "image", **common)
             if verify:
                 verify_image(img, work / "image", storage_options=storage_options)
+            os.replace(work / "image", tmp)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return dest
+
+
+def write_series(
+    img: xr.DataArray,
+    dest: Any,
+    *,
+    block: Any = None,
+    shards: Any = None,
+    overwrite: bool = False,
+    progress: bool | None = None,
+    compressor: str | None = "zstd",
+    verify: bool = True,
+    storage_options: dict | None = None,
+    source: Any = None,
+) -> Any:
+    """Write ``img`` (with a ``t`` axis) to ``dest`` in voxzarr's series layout, verified,
+    atomically: chunks span the whole time axis, so :func:`voxzarr.series.open_series`
+    opens it (``spec/series.md``).
+
+    ``block`` and ``shards`` are those of :func:`voxzarr.series.to_series` (spatial block of
+    a chunk; shard shape in whole blocks); the conversion runs under its default memory
+    budget. Like :func:`write_image`, a local result is built beside ``dest``, reopened and
+    compared with ``img`` before it is moved into place.
+    """
+    from ..series import open_series, to_series
+
+    common = dict(block=block, shards=shards, compressor=compressor, progress_bar=progress,
+                  storage_options=storage_options, source=source)
+    with _store.atomic_target(dest, overwrite=overwrite,
+                              storage_options=storage_options) as tmp:
+        if _store.local_path(tmp) is None:  # remote: written in place, metadata last
+            to_series(img, tmp, overwrite=True, **common)
+            if verify:
+                verify_image(img, tmp, storage_options=storage_options)
+                open_series(tmp, storage_options=storage_options)
+            return dest
+        work = Path(tmp).with_name(Path(tmp).name + ".work")
+        try:
+            # to_series runs its own bounded tasks (locally or on an active cluster)
+            to_series(img, work / "image", **common)
+            if verify:
+                verify_image(img, work / "image")
+                open_series(work / "image")  # the layout metadata is complete
             os.replace(work / "image", tmp)
         finally:
             shutil.rmtree(work, ignore_errors=True)

@@ -205,8 +205,9 @@ class HaloArray:
                              meta=np.empty((0,) * len(self.dims), dtype=out_dtype),
                              name=name or f"voxzarr-halo-map-{uuid.uuid4().hex}")
         img = self._image
-        return xr.DataArray(data, dims=img.dims, coords=img.coords, attrs=dict(img.attrs),
-                            name=img.name)
+        out = xr.DataArray(data, dims=img.dims, coords=img.coords, attrs=dict(img.attrs))
+        out.name = img.name  # not the dask key of a nameless input
+        return out
 
     @property
     def core(self) -> xr.DataArray:

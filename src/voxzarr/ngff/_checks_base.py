@@ -15,21 +15,28 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["RULES", "TIERS", "Finding", "Collector", "MISSING", "tier_of", "join"]
+__all__ = ["RULES", "TIERS", "Finding", "Collector", "Ref", "MISSING", "tier_of", "join",
+           "short", "found", "json_type"]
 
 #: Tiers, strongest first. ``schema``: what the official JSON schemas (and the conformance
 #: suites shipped with them) reject. ``spec``: MUST rules of the specification text that the
 #: schemas cannot express. ``recommended``: SHOULD rules, errors only with ``strict=True``.
 #: ``advice``: never an error (things that work but hurt interoperability or voxzarr).
-TIERS = ("schema", "spec", "recommended", "advice")
+#: ``unsupported``: no verdict at all; the data is in a version validate cannot check.
+TIERS = ("schema", "spec", "recommended", "advice", "unsupported")
 
 #: rule id -> (tier, one-line description). spec/validation.md documents the same table.
 RULES: dict[str, tuple[str, str]] = {
     "store": ("schema", "the location opens as a zarr group"),
     "not-ngff": ("schema", "the group carries NGFF metadata of a known kind"),
-    "version": ("schema", "declared NGFF versions are 0.4 or 0.5 and agree with the hint"),
-    "ome-namespace": ("schema", "0.5 metadata sits under 'ome' with 'version'; 0.4 is flat"),
+    "zarr-metadata": ("schema", "zarr.json / .zgroup / .zarray documents are well-formed"),
+    "version": ("schema", "declared NGFF versions are known ones and agree with the hint"),
+    "unsupported-version": ("unsupported", "the declared NGFF version is one validate cannot "
+                                           "check (0.1-0.3, or newer than 0.6rc0)"),
+    "ome-namespace": ("schema", "0.5 / 0.6rc0 metadata sits under 'ome' with 'version'; 0.4 is "
+                                "flat"),
     "schema": ("schema", "JSON types, required keys, enums, patterns, list sizes"),
+    "ngff-schema": ("schema", "errors found only by the official NGFF JSON schemas (0.6rc0)"),
     "ome-zarr-models": ("schema", "errors found only by ome-zarr-models"),
     "ome-zarr-models-failed": ("advice", "ome-zarr-models crashed instead of answering"),
     "axes-unique": ("schema", "axis names are unique"),
@@ -40,6 +47,22 @@ RULES: dict[str, tuple[str, str]] = {
     "transform-values": ("spec", "scale values finite and > 0, translations finite"),
     "levels-order": ("spec", "levels ordered from highest to lowest resolution"),
     "dataset-paths": ("spec", "dataset paths unique within a multiscale"),
+    "coordinate-systems": ("spec", "0.6: coordinate system names non-empty and unique"),
+    "multiscale-transforms": ("spec", "0.6: every dataset maps to one intrinsic coordinate "
+                                      "system by one scale, identity or sequence of one "
+                                      "scale and one translation; multiscale transforms lead "
+                                      "from the intrinsic system to another"),
+    "transform-refs": ("spec", "0.6: transformation input / output name coordinate systems "
+                               "that exist"),
+    "transform-params": ("spec", "0.6: parameters fit the input / output dimensionality "
+                                 "(identity, mapAxis, projectAxis, affine, rotation, "
+                                 "byDimension, bijection)"),
+    "transform-sequence": ("spec", "0.6: a sequence is non-empty and holds no sequence"),
+    "transform-names": ("spec", "0.6: transformation names are unique"),
+    "transform-path": ("spec", "0.6: groups and arrays a transformation refers to by path "
+                               "exist, with the dimensionality it needs"),
+    "dataset-input": ("spec", "0.6: a dataset transformation's input path is the dataset "
+                              "path"),
     "omero-color": ("spec", "omero channel colours are 6-digit hex RGB"),
     "label-values": ("spec", "label-value integers, unique within colors / properties"),
     "plate-well-path": ("spec", "well path is rows[rowIndex]/columns[columnIndex]"),
@@ -55,6 +78,7 @@ RULES: dict[str, tuple[str, str]] = {
     "array-dtype": ("spec", "one dtype across the levels"),
     "array-shape-order": ("spec", "level shapes never grow"),
     "dimension-names": ("spec", "0.5: array dimension_names equal the axis names"),
+
     "unit": ("recommended", "units are UDUNITS names of the axis' kind"),
     "axis-type": ("recommended", "axes declare a type"),
     "recommended-field": ("recommended", "fields the strict schemas require are present"),
@@ -67,7 +91,9 @@ RULES: dict[str, tuple[str, str]] = {
 
 #: Rules whose tier differs by NGFF version. The 0.5 conformance suite rejects a well path
 #: with column before row; the 0.4 suite's own fixtures are written that way and pass.
-_VERSION_TIERS: dict[tuple[str, str], str] = {("plate-well-path", "0.5"): "schema"}
+#: The 0.6rc0 schemas require scale values > 0 (earlier schemas did not).
+_VERSION_TIERS: dict[tuple[str, str], str] = {("plate-well-path", "0.5"): "schema",
+                                              ("transform-values", "0.6rc0"): "schema"}
 
 
 def tier_of(rule: str, version: str | None) -> str:
@@ -116,6 +142,22 @@ def _canon(v: Any) -> str:
     return json.dumps(v, sort_keys=True, default=str)
 
 
+@dataclass(frozen=True)
+class Ref:
+    """Something a group's metadata points at by path, checked when a store is walked.
+
+    ``kind`` is ``"group"`` (a coordinate system ``name`` in the group at ``path``) or
+    ``"array"`` (an array at ``path`` with ``ndim`` dimensions when known). ``path`` is
+    relative to the group holding the metadata, or to the store root when it starts with /.
+    """
+
+    field: str
+    kind: str
+    path: str
+    name: str | None = None
+    ndim: int | None = None
+
+
 @dataclass
 class Collector:
     """Collects findings for one group; small typed helpers for JSON shape checks."""
@@ -123,6 +165,8 @@ class Collector:
     path: str | None
     version: str | None
     findings: list[Finding] = field(default_factory=list)
+    #: paths the metadata refers to (0.6 transformations), for the store walk
+    refs: list[Ref] = field(default_factory=list)
 
     def add(self, rule: str, fld: str, message: str) -> None:
         if rule not in RULES:  # pragma: no cover - programming error
@@ -135,14 +179,14 @@ class Collector:
         if key in obj:
             return obj[key]
         if required:
-            self.add(rule, join(fld, key), f"is missing{why}")
+            self.add(rule, join(fld, key), f"is missing; expected {why or 'this required field'}")
         return MISSING
 
     def mapping(self, v: Any, fld: str) -> Mapping[str, Any] | None:
         if v is MISSING:
             return None
         if not isinstance(v, Mapping):
-            self.add("schema", fld, f"must be an object, got {_short(v)}")
+            self.add("schema", fld, f"expected an object, found {found(v)}")
             return None
         return v
 
@@ -151,20 +195,20 @@ class Collector:
         if v is MISSING:
             return None
         if not isinstance(v, list | tuple):
-            self.add("schema", fld, f"must be a list, got {_short(v)}")
+            self.add("schema", fld, f"expected a list, found {found(v)}")
             return None
         if len(v) < min_items:
-            what = "must not be empty" if min_items == 1 else f"needs at least {min_items} items"
-            self.add("schema", fld, f"{what}, has {len(v)}")
+            what = "a non-empty list" if min_items == 1 else f"at least {min_items} items"
+            self.add("schema", fld, f"expected {what}, found {len(v)} items")
         if max_items is not None and len(v) > max_items:
-            self.add("schema", fld, f"allows at most {max_items} items, has {len(v)}")
+            self.add("schema", fld, f"expected at most {max_items} items, found {len(v)}")
         if unique:
             seen: dict[str, int] = {}
             for i, item in enumerate(v):
                 key = _canon(item)
                 if key in seen:
-                    self.add("schema", join(fld, i), f"duplicates item {seen[key]} "
-                             f"({_short(item)}); items must be unique")
+                    self.add("schema", join(fld, i), f"expected unique items, found a "
+                             f"repeat of item {seen[key]} ({_short(item)})")
                 else:
                     seen[key] = i
         return list(v)
@@ -174,13 +218,13 @@ class Collector:
         if v is MISSING:
             return None
         if not isinstance(v, str):
-            self.add("schema", fld, f"must be a string, got {_short(v)}")
+            self.add("schema", fld, f"expected a string, found {found(v)}")
             return None
         if enum is not None and v not in enum:
-            self.add("schema", fld, f"must be one of {list(enum)}, got {v!r}")
+            self.add("schema", fld, f"expected one of {list(enum)}, found {v!r}")
             return None
         if pattern is not None and not re.fullmatch(pattern, v):
-            self.add("schema", fld, f"{v!r} does not match {pattern}")
+            self.add("schema", fld, f"expected a string matching {pattern}, found {v!r}")
             return None
         return v
 
@@ -189,13 +233,13 @@ class Collector:
         if v is MISSING:
             return None
         if not _is_int(v):
-            self.add("schema", fld, f"must be an integer, got {_short(v)}")
+            self.add("schema", fld, f"expected an integer, found {found(v)}")
             return None
         if minimum is not None and v < minimum:
-            self.add("schema", fld, f"must be >= {minimum}, got {v}")
+            self.add("schema", fld, f"expected an integer >= {minimum}, found {v}")
             return None
         if exclusive_minimum is not None and v <= exclusive_minimum:
-            self.add("schema", fld, f"must be > {exclusive_minimum}, got {v}")
+            self.add("schema", fld, f"expected an integer > {exclusive_minimum}, found {v}")
             return None
         return int(v)
 
@@ -203,7 +247,7 @@ class Collector:
         if v is MISSING:
             return None
         if not _is_num(v):
-            self.add("schema", fld, f"must be a number, got {_short(v)}")
+            self.add("schema", fld, f"expected a number, found {found(v)}")
             return None
         return float(v)
 
@@ -215,6 +259,34 @@ class Collector:
         return None if any(x is None for x in out) else [float(x) for x in out]  # type: ignore[arg-type]
 
 
-def _short(v: Any) -> str:
+def short(v: Any) -> str:
+    """A value as it appears in a message: its repr, cut to 60 characters."""
     text = repr(v) if not isinstance(v, float) or math.isfinite(v) else str(v)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+_short = short
+
+
+def json_type(v: Any) -> str:
+    """The JSON type of ``v`` with its article: ``"a string"``, ``"an object"``, ``"null"``."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, int):
+        return "an integer"
+    if isinstance(v, float):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, Mapping):
+        return "an object"
+    if isinstance(v, list | tuple):
+        return "a list"
+    return type(v).__name__
+
+
+def found(v: Any) -> str:
+    """What a message says was found: the value and its JSON type."""
+    return f"{short(v)} ({json_type(v)})"

@@ -14,6 +14,8 @@ from ._checks_base import MISSING, Collector, join
 __all__ = ["check_plate", "check_well", "check_labels", "check_bf2raw", "check_series"]
 
 _ALNUM = r"[A-Za-z0-9]+"
+#: 0.6rc0 widens field (image) paths in a well to these characters
+_FIELD_06 = r"[A-Za-z0-9_.-]+"
 
 
 def _version_field(c: Collector, obj: Mapping[str, Any], fld: str, version: str) -> None:
@@ -21,7 +23,8 @@ def _version_field(c: Collector, obj: Mapping[str, Any], fld: str, version: str)
     v = c.get(obj, "version", fld, required=False)
     if version == "0.4":
         if v is MISSING:
-            c.add("recommended-field", join(fld, "version"), "is missing (SHOULD be '0.4')")
+            c.add("recommended-field", join(fld, "version"), "is missing; expected '0.4' "
+                  "(SHOULD)")
         else:
             c.string(v, join(fld, "version"), enum=("0.4",))
     elif v is not MISSING:
@@ -38,7 +41,8 @@ def check_plate(c: Collector, blk: Mapping[str, Any], base: str, *,
         return out
     _version_field(c, plate, pf, version)
     if "name" not in plate:
-        c.add("recommended-field", join(pf, "name"), "is missing (SHOULD name the plate)")
+        c.add("recommended-field", join(pf, "name"), "is missing; expected the plate's name "
+              "(SHOULD; the strict schema requires it)")
     c.string(c.get(plate, "name", pf, required=False), join(pf, "name"))
     c.integer(c.get(plate, "field_count", pf, required=False), join(pf, "field_count"),
           exclusive_minimum=0)
@@ -60,7 +64,8 @@ def check_plate(c: Collector, blk: Mapping[str, Any], base: str, *,
                    minimum=0)
         if path is not None:
             if path in out["wells"]:
-                c.add("schema", join(f, "path"), f"{path!r} is listed twice")
+                c.add("schema", join(f, "path"), f"expected each well once, found {path!r} "
+                      "again")
             out["wells"].append(path)
         _check_well_position(c, f, path, ri, ci, rows, cols)
     return out
@@ -81,7 +86,8 @@ def _names(c: Collector, plate: Mapping[str, Any], key: str, pf: str) -> list[st
         name = c.string(c.get(it, "name", join(f, i), required=True), join(join(f, i), "name"),
                      pattern=_ALNUM)
         if name is not None and name in names:
-            c.add("schema", join(join(f, i), "name"), f"{name!r} is already a {key[:-1]} name")
+            c.add("schema", join(join(f, i), "name"), f"expected unique {key[:-1]} names, "
+                  f"found {name!r} again")
         names.append(name)
     return names
 
@@ -90,11 +96,12 @@ def _check_well_position(c: Collector, f: str, path: str | None, ri: int | None,
                          ci: int | None, rows: list[str | None] | None,
                          cols: list[str | None] | None) -> None:
     if ri is not None and rows is not None and ri >= len(rows):
-        c.add("plate-well-path", join(f, "rowIndex"), f"{ri} is past the {len(rows)} rows")
+        c.add("plate-well-path", join(f, "rowIndex"), f"expected an index into the "
+              f"{len(rows)} rows, found {ri}")
         return
     if ci is not None and cols is not None and ci >= len(cols):
-        c.add("plate-well-path", join(f, "columnIndex"), f"{ci} is past the {len(cols)} "
-              "columns")
+        c.add("plate-well-path", join(f, "columnIndex"), f"expected an index into the "
+              f"{len(cols)} columns, found {ci}")
         return
     if path is None or rows is None or cols is None or ri is None or ci is None:
         return
@@ -102,8 +109,8 @@ def _check_well_position(c: Collector, f: str, path: str | None, ri: int | None,
     if row is None or col is None:
         return
     if path != f"{row}/{col}":
-        c.add("plate-well-path", join(f, "path"), f"{path!r} must be row/column "
-              f"{row + '/' + col!r} for rowIndex {ri} and columnIndex {ci}")
+        c.add("plate-well-path", join(f, "path"), f"expected row/column "
+              f"{row + '/' + col!r} for rowIndex {ri} and columnIndex {ci}, found {path!r}")
 
 
 def _acquisitions(c: Collector, plate: Mapping[str, Any], pf: str) -> list[int] | None:
@@ -120,7 +127,8 @@ def _acquisitions(c: Collector, plate: Mapping[str, Any], pf: str) -> list[int] 
         aid = c.integer(c.get(acq, "id", f, required=True), join(f, "id"), minimum=0)
         if aid is not None:
             if aid in ids:
-                c.add("plate-acquisitions", join(f, "id"), f"id {aid} is used twice")
+                c.add("plate-acquisitions", join(f, "id"), f"expected unique acquisition "
+                      f"ids, found {aid} again")
             ids.append(aid)
         c.integer(c.get(acq, "maximumfieldcount", f, required=False),
               join(f, "maximumfieldcount"), exclusive_minimum=0)
@@ -130,7 +138,8 @@ def _acquisitions(c: Collector, plate: Mapping[str, Any], pf: str) -> list[int] 
             c.string(c.get(acq, key, f, required=False), join(f, key))
         for key in ("name", "maximumfieldcount"):
             if key not in acq:
-                c.add("recommended-field", join(f, key), "is missing (recommended)")
+                c.add("recommended-field", join(f, key), "is missing; expected it (SHOULD; "
+                      "the strict schema requires it)")
     return ids
 
 
@@ -150,20 +159,27 @@ def check_well(c: Collector, blk: Mapping[str, Any], base: str, *, version: str,
         im = c.mapping(im, f)
         if im is None:
             continue
-        p = c.string(c.get(im, "path", f, required=True), join(f, "path"), pattern=_ALNUM)
+        v06 = version.startswith("0.6")
+        p = c.string(c.get(im, "path", f, required=True), join(f, "path"),
+                     pattern=_FIELD_06 if v06 else _ALNUM)
+        if p is not None and v06 and (set(p) == {"."} or p.startswith("__")):
+            c.add("schema", join(f, "path"), "expected a field path that is not only dots and "
+                  f"does not start with '__', found {p!r}")
+            p = None
         if p is not None:
             if p in paths:
-                c.add("schema", join(f, "path"), f"{p!r} is listed twice")
+                c.add("schema", join(f, "path"), f"expected each field once, found {p!r} "
+                      "again")
             paths.append(p)
         aid = c.integer(c.get(im, "acquisition", f, required=False), join(f, "acquisition"))
         if acquisitions is None or not acquisitions:
             continue
         if aid is None and "acquisition" not in im and len(acquisitions) > 1:
-            c.add("plate-acquisitions", join(f, "acquisition"), "is missing; the plate has "
-                  f"several acquisitions {acquisitions}")
+            c.add("plate-acquisitions", join(f, "acquisition"), "is missing; expected one "
+                  f"of the plate's acquisition ids {acquisitions}")
         elif aid is not None and aid not in acquisitions:
-            c.add("plate-acquisitions", join(f, "acquisition"), f"{aid} is not an acquisition "
-                  f"id of the plate {acquisitions}")
+            c.add("plate-acquisitions", join(f, "acquisition"), "expected one of the plate's "
+                  f"acquisition ids {acquisitions}, found {aid}")
     return paths
 
 
@@ -174,9 +190,11 @@ def check_labels(c: Collector, blk: Mapping[str, Any], base: str) -> list[str]:
     paths: list[str] = []
     for i, p in enumerate(items or []):
         if not isinstance(p, str) or not p:
-            c.add("labels-group", join(lf, i), f"must be a non-empty path string, got {p!r}")
+            c.add("labels-group", join(lf, i), f"expected a non-empty path string, found "
+                  f"{p!r}")
         elif p in paths:
-            c.add("labels-group", join(lf, i), f"{p!r} is listed twice")
+            c.add("labels-group", join(lf, i), f"expected each label image once, found {p!r} "
+                  "again")
         else:
             paths.append(p)
     return paths
@@ -187,7 +205,7 @@ def check_bf2raw(c: Collector, blk: Mapping[str, Any], base: str) -> None:
     key = "bioformats2raw.layout"
     v = c.get(blk, key, base, required=True)
     if v is not MISSING and (isinstance(v, bool) or v != 3):
-        c.add("schema", join(base, key), f"must be 3, got {v!r}")
+        c.add("schema", join(base, key), f"expected 3, found {v!r}")
 
 
 def check_series(c: Collector, blk: Mapping[str, Any], base: str, *, required: bool) -> list[str]:

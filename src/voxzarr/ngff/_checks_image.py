@@ -13,14 +13,18 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..coords import AXIS_TYPES
+from .._dims import AXIS_TYPES
 from ..errors import UnitError
 from ..units import SPACE_UNITS, TIME_UNITS, normalize_unit
-from ._checks_base import MISSING, Collector, join
+from ._checks_base import MISSING, Collector, found, join, json_type
 
 __all__ = ["check_multiscales", "check_omero", "check_image_label", "AxisInfo"]
 
-_AXIS_RANK = {"time": 0, "channel": 1, "space": 2}
+_AXIS_RANK = {"time": 0, "channel": 1, "space": 2, "array": 2}
+_AXIS_TYPES = ("space", "time", "channel")
+#: the axis types NGFF 0.6rc0 names (its strict axes schema's list)
+_AXIS_TYPES_06 = ("array", "channel", "time", "space", "displacement", "coordinate",
+                  "frequency")
 _HEX = re.compile(r"[0-9A-Fa-f]{6}")
 
 
@@ -54,14 +58,15 @@ def _check_one(c: Collector, ms: Mapping[str, Any], mf: str, *, version: str) ->
     if version == "0.4":
         v = c.get(ms, "version", mf, required=False)
         if v is MISSING:
-            c.add("recommended-field", join(mf, "version"), "is missing (SHOULD be '0.4')")
+            c.add("recommended-field", join(mf, "version"), "is missing; expected '0.4' "
+                  "(SHOULD)")
         else:
             c.string(v, join(mf, "version"), enum=("0.4",))
     c.string(c.get(ms, "name", mf, required=False), join(mf, "name"))
     for key in ("name", "type", "metadata"):
         if key not in ms:
-            c.add("recommended-field", join(mf, key), "is missing (recommended; the strict "
-                  "schema requires it)")
+            c.add("recommended-field", join(mf, key), "is missing; expected it (SHOULD; the "
+                  "strict schema requires it)")
 
     names, _types = _check_axes(c, c.get(ms, "axes", mf, required=True), join(mf, "axes"))
     n = len(names) if names else None
@@ -79,8 +84,8 @@ def _check_one(c: Collector, ms: Mapping[str, Any], mf: str, *, version: str) ->
             continue
         p = c.string(c.get(ds, "path", df, required=True), join(df, "path"))
         if p is not None and p in paths:
-            c.add("dataset-paths", join(df, "path"), f"{p!r} is used by an earlier "
-                  "dataset; each level needs its own array")
+            c.add("dataset-paths", join(df, "path"), f"expected a path of its own for each "
+                  f"level, found {p!r}, which an earlier dataset uses")
         paths.append(p)
         cts = c.get(ds, "coordinateTransformations", df, required=True)
         scales.append(check_transforms(c, cts, join(df, "coordinateTransformations"), n))
@@ -91,8 +96,18 @@ def _check_one(c: Collector, ms: Mapping[str, Any], mf: str, *, version: str) ->
     return AxisInfo(names or [], scales, paths)
 
 
-def _check_axes(c: Collector, raw: Any, fld: str) -> tuple[list[str] | None, list[Any]]:
-    axes = c.array(raw, fld, min_items=2, max_items=5, unique=True)
+def _check_axes(c: Collector, raw: Any, fld: str, *, version: str = "0.5",
+                multiscale: bool = True) -> tuple[list[str] | None, list[Any]]:
+    """Check an ``axes`` list; return (names or ``None`` when unusable, types).
+
+    0.6 coordinate systems outside a multiscale only need what the axes schema asks (1-5
+    axes; 2-3 of type space or 2+ of type array); the order and count rules hold for the
+    coordinate systems of images.
+    """
+    v06 = version.startswith("0.6")
+    axes = c.array(raw, fld, min_items=1 if v06 else 2, max_items=5, unique=True)
+    if axes is not None and v06 and multiscale and len(axes) < 2:
+        c.add("axes-count", fld, f"expected 2 to 5 axes for an image, found {len(axes)}")
     if axes is None:
         return None, []
     names: list[str] = []
@@ -107,35 +122,55 @@ def _check_axes(c: Collector, raw: Any, fld: str) -> tuple[list[str] | None, lis
         name = c.string(c.get(ax, "name", af, required=True), join(af, "name"))
         typ = ax.get("type")
         if "type" in ax and not isinstance(typ, str):
-            c.add("schema", join(af, "type"), f"must be a string, got {typ!r}")
+            c.add("schema", join(af, "type"), f"expected a string, found {found(typ)}")
             typ = None
+        known = _AXIS_TYPES_06 if v06 else _AXIS_TYPES
         if "type" not in ax:
-            c.add("axis-type", join(af, "type"), "is missing; SHOULD be 'space', 'time' or "
-                  "'channel'")
+            c.add("axis-type", join(af, "type"), f"is missing; expected one of {list(known)} "
+                  "(SHOULD)")
+        elif typ is not None and typ not in known:
+            c.add("axis-type", join(af, "type"), f"expected one of {list(known)} (SHOULD; "
+                  f"custom types are allowed), found {typ!r}")
+        if v06:
+            for key, kind, what in (("discrete", bool, "a boolean"),
+                                    ("longName", str, "a string")):
+                if key in ax and not isinstance(ax[key], kind):
+                    c.add("schema", join(af, key), f"expected {what}, found {found(ax[key])}")
+            if name == "":
+                c.add("schema", join(af, "name"), "expected a non-empty string, found ''")
         if name is None:
             ok = False
         else:
             names.append(name)
         types.append(typ)
         _check_unit(c, ax, af, typ)
-        _advise_voxzarr_axis(c, name, typ, af)
+        if multiscale:
+            _advise_voxzarr_axis(c, name, typ, af)
     n_space = sum(t == "space" for t in types)
-    if not 2 <= n_space <= 3:
-        c.add("schema", fld, f"needs 2 or 3 axes of type 'space', has {n_space}")
+    n_array = sum(t == "array" for t in types)
+    spatial, array_cs = 2 <= n_space <= 3, v06 and n_array >= 2
+    if spatial and array_cs:  # the 0.6 axes schema's oneOf: one branch, not both
+        c.add("schema", fld, "expected either 2 or 3 axes of type 'space' or 2 or more of "
+              f"type 'array', found {n_space} and {n_array}")
+    elif not spatial and not array_cs:
+        alt = " (or 2 or more of type 'array')" if v06 else ""
+        c.add("schema", fld, f"expected 2 or 3 axes of type 'space'{alt}, found {n_space}")
     dupes = sorted({x for x in names if names.count(x) > 1})
     if dupes:
-        c.add("axes-unique", fld, f"axis names must be unique; repeated: {dupes}")
+        c.add("axes-unique", fld, f"expected unique axis names, found {dupes} more than once")
+    if not multiscale:
+        return (names if ok else None), types
     n_time = sum(t == "time" for t in types)
-    n_other = sum(t not in ("time", "space") for t in types)
+    n_other = sum(t not in ("time", "space", "array") for t in types)
     if n_time > 1:
-        c.add("axes-count", fld, f"allows one axis of type 'time', has {n_time}")
+        c.add("axes-count", fld, f"expected at most one axis of type 'time', found {n_time}")
     if n_other > 1:
-        c.add("axes-count", fld, "allows one axis of type 'channel' or of a custom type, has "
-              f"{n_other}")
+        c.add("axes-count", fld, "expected at most one axis of type 'channel' or of a custom "
+              f"type, found {n_other}")
     ranks = [_AXIS_RANK.get(t, 1) if t is not None else 1 for t in types]
     if ranks != sorted(ranks):
-        c.add("axes-order", fld, f"types {types} are out of order; axes must be time, then "
-              "channel (or custom), then space")
+        c.add("axes-order", fld, "expected axes ordered time, then channel (or custom), then "
+              f"space; found types {types}")
     return (names if ok else None), types
 
 
@@ -145,31 +180,33 @@ def _check_unit(c: Collector, ax: Mapping[str, Any], af: str, typ: Any) -> None:
     unit = ax["unit"]
     uf = join(af, "unit")
     if not isinstance(unit, str):
-        c.add("schema", uf, f"must be a string, got {unit!r}")
+        c.add("schema", uf, f"expected a string, found {found(unit)}")
         return
     table = {"space": SPACE_UNITS, "time": TIME_UNITS}.get(typ)
     if unit in SPACE_UNITS or unit in TIME_UNITS:
         if table is not None and unit not in table:
-            c.add("unit", uf, f"{unit!r} is not a {typ} unit; a {typ} axis needs one such "
-                  f"as {'micrometer' if typ == 'space' else 'second'!r}")
+            c.add("unit", uf, f"expected a {typ} unit such as "
+                  f"{'micrometer' if typ == 'space' else 'second'!r}, found {unit!r}, which is "
+                  f"not a {typ} unit")
         return
     try:
         full = normalize_unit(unit)
     except UnitError:
         full = None
     hint = f"; write {full!r}" if full else ""
-    c.add("unit", uf, f"{unit!r} is not a UDUNITS unit name of the NGFF lists{hint}")
+    c.add("unit", uf, f"expected a UDUNITS unit name of the NGFF lists, found {unit!r}, which "
+          f"is not a UDUNITS unit name{hint}")
 
 
 def _advise_voxzarr_axis(c: Collector, name: str | None, typ: Any, af: str) -> None:
     if name is None:
         return
     if name not in AXIS_TYPES:
-        c.add("voxzarr-axes", join(af, "name"), f"axis {name!r} is valid NGFF, but voxzarr "
-              "opens images whose axes are named t, c, z, y, x")
+        c.add("voxzarr-axes", join(af, "name"), "expected an axis name from t, c, z, y, x "
+              f"for voxzarr to open the image, found {name!r} (valid NGFF)")
     elif typ is not None and typ != AXIS_TYPES[name]:
-        c.add("voxzarr-axes", join(af, "type"), f"axis {name!r} has type {typ!r}; voxzarr "
-              f"expects {AXIS_TYPES[name]!r}")
+        c.add("voxzarr-axes", join(af, "type"), f"expected type {AXIS_TYPES[name]!r} for "
+              f"axis {name!r} for voxzarr to open the image, found {typ!r}")
 
 
 def check_transforms(c: Collector, raw: Any, fld: str, n: int | None) -> list[float] | None:
@@ -189,7 +226,7 @@ def check_transforms(c: Collector, raw: Any, fld: str, n: int | None) -> list[fl
         kinds.append(kind)
         if kind not in ("scale", "translation"):
             if kind is not None:
-                c.add("schema", join(tf, "type"), f"must be 'scale' or 'translation', got "
+                c.add("schema", join(tf, "type"), f"expected 'scale' or 'translation', found "
                       f"{kind!r}")
             continue
         vec = c.numbers(c.get(t, kind, tf, required=True), join(tf, kind), min_items=2)
@@ -198,24 +235,25 @@ def check_transforms(c: Collector, raw: Any, fld: str, n: int | None) -> list[fl
         vf = join(tf, kind)
         usable = True
         if n is not None and len(vec) != n:
-            c.add("transform-length", vf, f"has {len(vec)} values for {n} axes")
+            c.add("transform-length", vf, f"has {len(vec)} values for {n} axes; expected "
+                  f"{n}, one per axis")
             usable = False
         bad = [v for v in vec if not math.isfinite(v) or (kind == "scale" and v <= 0)]
         if bad:
             need = "finite and > 0" if kind == "scale" else "finite"
-            c.add("transform-values", vf, f"values must be {need}, got {bad}")
+            c.add("transform-values", vf, f"expected values {need}, found {bad}")
             usable = False
         if kind == "scale" and scale is None and usable:
             scale = vec
     n_scale = kinds.count("scale")
     if n_scale != 1:
-        c.add("schema", fld, f"needs exactly one 'scale' transformation, has {n_scale}")
+        c.add("schema", fld, f"expected exactly one 'scale' transformation, found {n_scale}")
     n_trans = kinds.count("translation")
     if n_trans > 1:
-        c.add("transform-order", fld, f"allows at most one 'translation', has {n_trans}")
+        c.add("transform-order", fld, f"expected at most one 'translation', found {n_trans}")
     if n_scale == 1 and n_trans >= 1 and kinds.index("translation") < kinds.index("scale"):
-        c.add("transform-order", fld, f"order is {kinds}; the 'translation' must come after "
-              "the 'scale'")
+        c.add("transform-order", fld, f"expected [scale, translation] (the 'translation' "
+              f"must come after the 'scale'), found {kinds}")
     return scale if n_scale == 1 else None  # the level-order check uses only sound scales
 
 
@@ -229,9 +267,9 @@ def _check_level_order(c: Collector, scales: list[list[float] | None], fld: str,
         finer = [k for k, (a, b) in enumerate(zip(s0, s1, strict=True)) if b < a]
         if finer:
             which = [names[k] if names and k < len(names) else k for k in finer]
-            c.add("levels-order", join(fld, j1), f"is finer than dataset {j0} along "
-                  f"{which} (scale {s1} vs {s0}); datasets go from highest to lowest "
-                  "resolution")
+            c.add("levels-order", join(fld, j1), f"expected datasets from highest to lowest "
+                  f"resolution, found this one finer than dataset {j0} along {which} (scale "
+                  f"{s1} vs {s0})")
 
 
 def check_omero(c: Collector, blk: Mapping[str, Any], base: str) -> int | None:
@@ -250,8 +288,8 @@ def check_omero(c: Collector, blk: Mapping[str, Any], base: str) -> int | None:
             continue
         color = c.string(c.get(ch, "color", cf, required=True), join(cf, "color"))
         if color is not None and not _HEX.fullmatch(color):
-            c.add("omero-color", join(cf, "color"), f"{color!r} is not a 6-digit hex RGB "
-                  "colour such as 'FF0000'")
+            c.add("omero-color", join(cf, "color"), "expected a 6-digit hex RGB colour such "
+                  f"as 'FF0000', found {color!r}")
         win = c.mapping(c.get(ch, "window", cf, required=True), join(cf, "window"))
         if win is not None:
             for key in ("start", "min", "end", "max"):
@@ -259,7 +297,8 @@ def check_omero(c: Collector, blk: Mapping[str, Any], base: str) -> int | None:
                       join(join(cf, "window"), key))
         for key, kind in (("label", str), ("family", str), ("active", bool)):
             if key in ch and not isinstance(ch[key], kind):
-                c.add("schema", join(cf, key), f"must be a {kind.__name__}, got {ch[key]!r}")
+                c.add("schema", join(cf, key), f"expected {json_type(kind())}, found "
+                      f"{found(ch[key])}")
     return len(chans) if chans is not None else None
 
 
@@ -272,11 +311,13 @@ def check_image_label(c: Collector, blk: Mapping[str, Any], base: str, *, versio
     if version == "0.4":
         v = c.get(lab, "version", lf, required=False)
         if v is MISSING:
-            c.add("recommended-field", join(lf, "version"), "is missing (SHOULD be '0.4')")
+            c.add("recommended-field", join(lf, "version"), "is missing; expected '0.4' "
+                  "(SHOULD)")
         else:
             c.string(v, join(lf, "version"), enum=("0.4",))
     if "colors" not in lab:
-        c.add("recommended-field", join(lf, "colors"), "is missing (SHOULD list label colours)")
+        c.add("recommended-field", join(lf, "colors"), "is missing; expected a list of label "
+              "colours (SHOULD; the strict schema requires it)")
     colors = _label_values(c, lab, "colors", lf, integer=False)
     props = _label_values(c, lab, "properties", lf, integer=True)
     if colors is not None:
@@ -287,10 +328,10 @@ def check_image_label(c: Collector, blk: Mapping[str, Any], base: str, *, versio
                 for k, x in enumerate(rgba or []):
                     c.integer(x, join(rf, k), minimum=0)
                     if isinstance(x, int | float) and not isinstance(x, bool) and x > 255:
-                        c.add("schema", join(rf, k), f"must be <= 255, got {x}")
+                        c.add("schema", join(rf, k), f"expected an integer <= 255, found {x}")
     if colors is not None and props is not None and set(colors) != set(props):
-        c.add("label-colors-properties", lf, f"colors list label values {sorted(colors)} "
-              f"but properties list {sorted(props)}")
+        c.add("label-colors-properties", lf, "expected colors and properties to list the same "
+              f"label values, found {sorted(colors)} and {sorted(props)}")
     if "source" in lab:
         src = c.mapping(lab["source"], join(lf, "source"))
         if src is not None and "image" in src:
@@ -316,10 +357,10 @@ def _label_values(c: Collector, lab: Mapping[str, Any], key: str, lf: str, *,
         if v is None:
             continue
         if not integer and not float(v).is_integer():
-            c.add("label-values", join(itf, "label-value"), f"{v} is not an integer "
-                  "pixel value")
+            c.add("label-values", join(itf, "label-value"), "expected an integer pixel "
+                  f"value, found {v}")
         if v in values:
-            c.add("label-values", join(itf, "label-value"), f"{v:g} appears more than "
-                  f"once in {key}")
+            c.add("label-values", join(itf, "label-value"), f"expected each label value "
+                  f"once in {key}, found {v:g} again")
         values.append(v)
     return values

@@ -1,8 +1,10 @@
 """Run ome-zarr-models' pydantic models on group attributes and turn errors into findings.
 
-ome-zarr-models is the maintained typed model of NGFF 0.4 / 0.5. Its errors are mapped onto
-voxzarr rule ids where they restate a rule voxzarr checks itself (so a rule keeps one tier
-and one message); anything else it finds is kept as rule ``"ome-zarr-models"``.
+ome-zarr-models is the maintained typed model of NGFF 0.4 / 0.5 (its 0.6 model is private
+and unreleased, so 0.6rc0 is checked against the official schemas instead). Its errors are
+mapped onto voxzarr rule ids where they restate a rule voxzarr checks itself (so a rule keeps
+one tier and one message); anything else it finds is kept as rule ``"ome-zarr-models"``, its
+pydantic message rewritten to say what was expected and what was found.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ._checks_base import Finding, join
+from ._checks_base import Finding, found, join, short
 
-__all__ = ["omz_findings", "classify"]
+__all__ = ["omz_findings", "classify", "describe"]
 
 # (pattern in ome-zarr-models' message, voxzarr rule id)
 _CLASSES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
@@ -122,5 +124,47 @@ def _finding(e: Any, data: Any, root: str, path: str | None) -> Finding:
             fld, node = join(fld, part), node[part]
         elif i == len(loc) - 1 and isinstance(part, str) and isinstance(node, Mapping):
             fld = join(fld, part)
-    msg = str(e.get("msg", "invalid")).removeprefix("Value error, ").replace("\n", "; ")
-    return Finding(classify(msg) or "ome-zarr-models", path, fld, msg, "ome-zarr-models")
+    raw = str(e.get("msg", "invalid")).removeprefix("Value error, ").replace("\n", "; ")
+    msg = describe(e, raw)
+    return Finding(classify(raw) or "ome-zarr-models", path, fld, msg, "ome-zarr-models")
+
+
+_TYPES = {"string_type": "a string", "int_type": "an integer", "int_parsing": "an integer",
+          "int_from_float": "an integer", "float_type": "a number",
+          "float_parsing": "a number", "bool_type": "a boolean", "bool_parsing": "a boolean",
+          "list_type": "a list", "tuple_type": "a list", "dict_type": "an object",
+          "model_type": "an object", "model_attributes_type": "an object",
+          "none_required": "null"}
+_BOUNDS = {"greater_than": ("gt", ">"), "greater_than_equal": ("ge", ">="),
+           "less_than": ("lt", "<"), "less_than_equal": ("le", "<=")}
+_GOT = re.compile(r"^(?P<want>.*?)[.;,]?\s*(?:Got|got)\s+(?P<got>.*?)\.?$")
+
+
+def describe(e: Mapping[str, Any], msg: str) -> str:
+    """A pydantic error of ome-zarr-models as voxzarr says it: what was expected, what found.
+
+    pydantic's own messages ("Input should be a valid string", "Field required") never
+    show the value at fault; ome-zarr-models' validators mostly end in "Got ...".
+    """
+    kind = str(e.get("type", ""))
+    ctx = e.get("ctx") or {}
+    inp = e.get("input")
+    if kind == "missing":
+        return "is missing; expected it (ome-zarr-models requires it)"
+    if kind in _TYPES:
+        return f"expected {_TYPES[kind]}, found {found(inp)}"
+    if kind == "literal_error" and "expected" in ctx:
+        return f"expected {ctx['expected']}, found {short(inp)}"
+    if kind in ("too_short", "too_long") and "actual_length" in ctx:
+        bound = ctx.get("min_length" if kind == "too_short" else "max_length")
+        side = "at least" if kind == "too_short" else "at most"
+        return f"expected {side} {bound} items, found {ctx['actual_length']}"
+    if kind in _BOUNDS and _BOUNDS[kind][0] in ctx:
+        key, op = _BOUNDS[kind]
+        return f"expected a number {op} {ctx[key]}, found {short(inp)}"
+    if kind == "string_pattern_mismatch" and "pattern" in ctx:
+        return f"expected a string matching {ctx['pattern']}, found {short(inp)}"
+    m = _GOT.match(msg)
+    if m and m.group("want"):
+        return f"expected: {m.group('want')}; found {m.group('got')}"
+    return f"expected: {msg}; found {short(inp)}"

@@ -3,6 +3,9 @@
 The parser checks what it needs to build correct coordinates (vector lengths, finite positive
 scales, known units, axis names) and raises :class:`~voxzarr.errors.MetadataError` naming the
 store path and the JSON field. Full spec validation is :mod:`voxzarr.ngff.validate`.
+
+Axes are kept in their stored order (the order of the array dimensions); any order of the names
+``t, c, z, y, x`` is read, and :mod:`voxzarr.io` transposes to canonical order on open.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..coords import AXIS_TYPES, DIM_ORDER
+from .._dims import AXIS_TYPES, DIM_ORDER  # not ..coords: parsing needs no xarray
 from ..errors import MetadataError, UnitError
 from ..units import normalize_unit
 from .model import SUPPORTED_READ, Axis, Level, Multiscale
@@ -94,8 +97,10 @@ def _parse_axes(raw: Any, path: object, fld: str) -> tuple[Axis, ...]:
         else:
             raise _fail(f"axis {i} must be an object with a 'name', got {a!r}", path, f"{fld}[{i}]")
         if name not in DIM_ORDER:
+            kind = f" of type {typ!r}" if typ is not None else ""
             raise _fail(
-                f"axis name {name!r} is not one of {DIM_ORDER}; voxzarr reads t, c, z, y, x images",
+                f"found axis {name!r}{kind}; expected axis names from t, c, z, y, x (time, "
+                "channel, space): voxzarr maps only those to image dimensions",
                 path,
                 f"{fld}[{i}].name",
             )
@@ -110,9 +115,8 @@ def _parse_axes(raw: Any, path: object, fld: str) -> tuple[Axis, ...]:
     names = [a.name for a in axes]
     if len(set(names)) != len(names):
         raise _fail(f"repeated axis names {names}", path, fld)
-    if names != sorted(names, key=DIM_ORDER.index):
-        raise _fail(f"axes {names} are not in the order time, channel, space (t, c, z, y, x)",
-                    path, fld)
+    # any order is read: the names say which array dimension is which. NGFF's ordering rules
+    # (time, channel, then space; z, y, x only a SHOULD) are voxzarr.validate's to report
     return tuple(axes)
 
 
@@ -163,6 +167,81 @@ def _chain(s1, t1, s2, t2):
     return s1, t1
 
 
+def _ref_name(ref: Any) -> str | None:
+    """``"name"`` or ``{"name": ...}`` of a 0.6 transformation's input / output."""
+    if isinstance(ref, str):
+        return ref
+    if isinstance(ref, Mapping) and isinstance(ref.get("name"), str):
+        return ref["name"]
+    return None
+
+
+def _axes_06(ms: Mapping[str, Any], path: object, fld: str
+             ) -> tuple[tuple[Axis, ...], Any]:
+    """Axes of a 0.6 image in array order, and how to reach them from the array.
+
+    The datasets map array indices to the *intrinsic* coordinate system (their transforms'
+    output). voxzarr's coordinates are that system when its axes are image dimensions
+    (t, c, z, y, x). Otherwise (e.g. ``dim_0, dim_1``) one multiscale-level transformation
+    from it to a named system is followed: ``mapAxis`` / ``identity`` (a permutation: the
+    array's axis ``k`` is the output axis ``i`` with ``mapAxis[i] == k``) or ``scale`` /
+    ``translation`` / ``sequence`` of them. Returns ``(axes, onward)``: the axes in array
+    order and the scale/translation transform to compose after each level's (or ``None``).
+    """
+    systems = ms.get("coordinateSystems")
+    sfld = f"{fld}.coordinateSystems"
+    if not isinstance(systems, list) or not systems:
+        raise _fail("0.6 images need 'coordinateSystems'", path, sfld)
+    by_name = {cs.get("name"): (i, cs) for i, cs in enumerate(systems)
+               if isinstance(cs, Mapping)}
+    datasets = ms.get("datasets")
+    intrinsic = None
+    if isinstance(datasets, list) and datasets and isinstance(datasets[0], Mapping):
+        cts = datasets[0].get("coordinateTransformations")
+        if isinstance(cts, list) and cts and isinstance(cts[-1], Mapping):
+            intrinsic = _ref_name(cts[-1].get("output"))
+    if intrinsic not in by_name:  # no output named: the first system, as before 0.6rc0
+        intrinsic = next(iter(by_name), None)
+    if intrinsic is None:
+        raise _fail("expected coordinate systems with names", path, sfld)
+    k, cs = by_name[intrinsic]
+    raw_axes = cs.get("axes")
+    names = [a.get("name") for a in raw_axes if isinstance(a, Mapping)] \
+        if isinstance(raw_axes, list) else []
+    if names and all(nm in DIM_ORDER for nm in names):
+        return _parse_axes(raw_axes, path, f"{sfld}[{k}].axes"), None
+    tfld = f"{fld}.coordinateTransformations"
+    for j, t in enumerate(ms.get("coordinateTransformations") or []):
+        if not isinstance(t, Mapping) or _ref_name(t.get("input")) != intrinsic:
+            continue
+        out = _ref_name(t.get("output"))
+        if out not in by_name:
+            continue
+        ko, target = by_name[out]
+        axes = _parse_axes(target.get("axes"), path, f"{sfld}[{ko}].axes")
+        n = len(axes)
+        kind = t.get("type")
+        if kind == "mapAxis":
+            order = t.get("mapAxis")
+            if not (isinstance(order, list) and sorted(order) == list(range(n))):
+                raise _fail(f"expected a permutation of 0..{n - 1}, found {order!r}", path,
+                            f"{tfld}[{j}].mapAxis")
+            # array axis k carries output axis i where order[i] == k
+            # (level vectors are in array order, as these axes are)
+            return tuple(axes[order.index(a)] for a in range(n)), None
+        if kind == "identity":
+            return axes, None
+        if kind in ("scale", "translation", "sequence"):
+            return axes, t
+        raise _fail(f"found a {kind!r} transformation from the array's coordinate system "
+                    f"{intrinsic!r} (axes {names}) to {out!r}: voxzarr reads images whose "
+                    "physical axes are reached by scale, translation, identity or mapAxis; "
+                    "this version is unsupported for reading", path, f"{tfld}[{j}].type")
+    raise _fail(f"expected axes named from t, c, z, y, x in the datasets' coordinate system "
+                f"{intrinsic!r}, or a transformation from it to such a system; found axes "
+                f"{names} and none", path, f"{sfld}[{k}].axes")
+
+
 def _check_order_04(transforms: Any, path: object, fld: str) -> None:
     """0.4/0.5: exactly one scale, then at most one translation."""
     kinds = [t.get("type") for t in transforms if isinstance(t, Mapping)]
@@ -198,12 +277,14 @@ def parse_multiscale(
                     path, "version")
     legacy = version in ("0.1", "0.2", "0.3")
     v06 = version.startswith("0.6")
+    if v06 and not isinstance(attrs.get("ome"), Mapping):
+        # as validate says: 0.6 readers look under "ome" only, so this is not an image
+        raise _fail(f"is missing: expected the NGFF {version} metadata under 'ome', found it "
+                    "at the top level", path, "ome")
 
+    onward: Any = None
     if v06:
-        systems = ms.get("coordinateSystems")
-        if not isinstance(systems, list) or not systems:
-            raise _fail("0.6 images need 'coordinateSystems'", path, f"{fld}.coordinateSystems")
-        axes = _parse_axes(systems[0].get("axes"), path, f"{fld}.coordinateSystems[0].axes")
+        axes, onward = _axes_06(ms, path, fld)
     elif "axes" in ms:
         axes = _parse_axes(ms["axes"], path, f"{fld}.axes")
     elif legacy:
@@ -219,6 +300,8 @@ def parse_multiscale(
     if "coordinateTransformations" in ms and not v06:
         gct = ms["coordinateTransformations"]
         g_scale, g_trans = _compose(gct, n, path, f"{fld}.coordinateTransformations")
+    if onward is not None:  # 0.6: intrinsic -> named system by scale / translation
+        g_scale, g_trans = _compose([onward], n, path, f"{fld}.coordinateTransformations")
 
     levels = []
     for i, d in enumerate(datasets):

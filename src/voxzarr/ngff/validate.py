@@ -1,12 +1,17 @@
-"""Validate OME-Zarr (NGFF 0.4 and 0.5): metadata, hierarchy and arrays.
+"""Validate OME-Zarr (NGFF 0.4, 0.5 and 0.6rc0): metadata, hierarchy and arrays.
 
-Two sources of findings meet here. ome-zarr-models, the maintained typed model of NGFF,
-checks each group's attributes; voxzarr's own checks cover what the official JSON schemas
-express plus the specification's rules that no schema can (transform order and vector
-lengths, axis order, finite positive scales, resolution order, units, and everything that
-needs the arrays: dimensionality, one dtype, shrinking shapes, ``dimension_names``, label
-dtypes and level counts). Where both report the same rule, voxzarr's finding stands, so a
-rule has one tier and one message. ``spec/validation.md`` lists every rule.
+Two sources of findings meet here. An outside reference checks each group's attributes:
+ome-zarr-models (the maintained typed model of NGFF) for 0.4 and 0.5, and the official JSON
+schemas for 0.6rc0, which ome-zarr-models does not model yet (they ship with voxzarr).
+voxzarr's own checks cover what the official JSON schemas express plus the specification's
+rules that no schema can (transform order and vector lengths, axis order, finite positive
+scales, resolution order, units, 0.6 coordinate-system references and transformation
+parameters, and everything that needs the arrays: dimensionality, one dtype, shrinking
+shapes, ``dimension_names``, label dtypes and level counts). Where both report the same rule,
+voxzarr's finding stands, so a rule has one tier and one message. Every message says what was
+expected and what was found; every issue names the store path and the JSON field.
+A version validate cannot check is reported as unsupported, never as invalid.
+``spec/validation.md`` lists every rule.
 
 Examples
 --------
@@ -15,7 +20,9 @@ Examples
 valid NGFF 0.5 image (cells.ome.zarr)
 >>> r = vz.validate({"ome": {"version": "0.5", "multiscales": []}})
 >>> r.valid, str(r.errors[0])
-(False, 'ome.multiscales: must not be empty, has 0')
+(False, 'ome.multiscales: expected a non-empty list, found 0 items')
+>>> vz.validate({"ome": {"version": "0.7", "multiscales": []}}).status
+'unsupported'
 """
 
 from __future__ import annotations
@@ -32,21 +39,26 @@ import zarr
 
 from .. import _store
 from ..errors import MetadataError, StoreError, VoxzarrError
-from ._checks_attrs import KINDS, check_attrs, normalize_kind
+from ._checks_attrs import KINDS, VALIDATED, check_attrs, normalize_kind
 from ._checks_base import RULES, Finding, tier_of
+from ._checks_raw import diagnose
 from ._checks_store import walk
 
-__all__ = ["Issue", "ValidationResult", "validate", "load_json", "RULES", "KINDS"]
+__all__ = ["Issue", "ValidationResult", "validate", "load_json", "RULES", "KINDS",
+           "VALIDATED"]
 
 Severity = Literal["error", "warning"]
+Status = Literal["valid", "invalid", "unsupported"]
+#: findings of outside references, dropped where voxzarr reports the same thing itself
+_OUTSIDE = ("ome-zarr-models", "ngff-schema")
 
 
 @dataclass(frozen=True)
 class Issue:
     """One problem: where (``path`` in the store, JSON ``field``), what, how serious.
 
-    ``rule`` is the id from :data:`RULES`; ``source`` is ``"voxzarr"`` or
-    ``"ome-zarr-models"``.
+    ``rule`` is the id from :data:`RULES`; ``source`` is ``"voxzarr"``,
+    ``"ome-zarr-models"`` or ``"ngff-schema"`` (the official JSON schemas).
     """
 
     path: str | None
@@ -67,13 +79,26 @@ class Issue:
 
 @dataclass(frozen=True)
 class ValidationResult:
-    """Outcome of :func:`validate`. Truthy when valid; ``issues`` lists errors and warnings."""
+    """Outcome of :func:`validate`. Truthy when valid; ``issues`` lists errors and warnings.
+
+    ``status`` is ``"valid"``, ``"invalid"`` or ``"unsupported"``. Unsupported is no verdict
+    either way: the data declares an NGFF version validate cannot check, so ``valid`` is
+    ``False`` and the one issue, of rule ``unsupported-version``, says which versions are.
+    """
 
     valid: bool
     issues: tuple[Issue, ...]
     version: str | None = None
     kind: str | None = None
     path: str | None = None
+
+    @property
+    def status(self) -> Status:
+        if self.valid:
+            return "valid"
+        if any(i.rule == "unsupported-version" for i in self.issues):
+            return "unsupported"
+        return "invalid"
 
     @property
     def errors(self) -> tuple[Issue, ...]:
@@ -91,7 +116,10 @@ class ValidationResult:
         ne, nw = len(self.errors), len(self.warnings)
         counts = ", ".join(x for x in (_plural(ne, "error") if ne else "",
                                        _plural(nw, "warning") if nw else "") if x)
-        head = (f"valid {what}{where}" if self.valid else f"invalid {what}{where}")
+        if self.status == "unsupported":
+            why = next(i for i in self.issues if i.rule == "unsupported-version")
+            return f"unsupported {what}{where}: {why.message}"
+        head = f"{self.status} {what}{where}"
         head += f": {counts}" if counts else ""
         lines = [head]
         lines += [f"  error: {i}" for i in self.errors]
@@ -102,9 +130,10 @@ class ValidationResult:
         return self.valid
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"valid", "message", "version", "kind", "issues"}``, JSON-ready."""
-        return {"valid": self.valid, "message": self.message, "version": self.version,
-                "kind": self.kind, "issues": [i.to_dict() for i in self.issues]}
+        """``{"valid", "status", "message", "version", "kind", "issues"}``, JSON-ready."""
+        return {"valid": self.valid, "status": self.status, "message": self.message,
+                "version": self.version, "kind": self.kind,
+                "issues": [i.to_dict() for i in self.issues]}
 
     def raise_for_errors(self) -> None:
         """Raise on the first error (:class:`MetadataError`, or :class:`StoreError` when the
@@ -142,11 +171,15 @@ def validate(
         A ``.json`` file or a mapping is checked as one group's attributes: a ``.zattrs``
         dict, a ``zarr.json`` document, or 0.5 attributes ``{"ome": {...}}``.
     version
-        ``"0.4"`` or ``"0.5"`` to check against that version; default: what the metadata
-        declares (``ome`` nesting means 0.5, flat attributes 0.4).
+        ``"0.4"``, ``"0.5"`` or ``"0.6rc0"`` to check against that version; default: what
+        the metadata declares (``ome`` nesting without a version means 0.5, flat attributes
+        0.4). A declared version validate cannot check (0.1-0.3, or newer than 0.6rc0) gives
+        an ``"unsupported"`` result, not an invalid one.
     kind
-        ``image``, ``label``, ``labels``, ``plate``, ``well``, ``bioformats2raw`` or
-        ``series``; default: detected from the keys present.
+        ``image``, ``label``, ``labels``, ``plate``, ``well``, ``bioformats2raw``,
+        ``series``, ``scene`` (0.6rc0), or ``transformations`` (a 0.6rc0 document of
+        ``coordinateSystems`` and ``coordinateTransformations``, as the spec's
+        transformation examples are); default: detected from the keys present.
     strict
         Also require what NGFF recommends (SHOULD): the fields the official strict schemas
         require (``name``, ``type``, ``metadata``, versions, label ``colors``, plate
@@ -166,12 +199,12 @@ def validate(
     Returns
     -------
     ValidationResult
-        ``valid``, ``message`` and ``issues`` (each with ``path``, ``field``, ``message``,
-        ``severity`` and ``rule``).
+        ``valid``, ``status``, ``message`` and ``issues`` (each with ``path``, ``field``,
+        ``message``, ``severity`` and ``rule``).
     """
-    if version is not None and version not in ("0.4", "0.5"):
-        raise MetadataError(f"validate checks NGFF '0.4' and '0.5', not {version!r}",
-                            field="version")
+    if version is not None and version not in VALIDATED:
+        raise MetadataError(f"expected a version validate checks ({', '.join(VALIDATED)}), "
+                            f"found {version!r}", field="version")
     try:
         kind = normalize_kind(kind)
     except ValueError as err:
@@ -220,8 +253,8 @@ def _check_document(doc: Mapping[str, Any], where: str | None, version: str | No
     if "zarr_format" in doc and "node_type" in doc:  # a whole zarr.json document
         zarr_format = doc.get("zarr_format")
         if doc.get("node_type") != "group":
-            f = Finding("not-ngff", where, "node_type", f"is {doc.get('node_type')!r}; NGFF "
-                        "metadata lives on groups")
+            f = Finding("not-ngff", where, "node_type", "expected 'group' (NGFF metadata lives on "
+                        f"groups), found {doc.get('node_type')!r}")
             return [f], version, kind
         attrs = doc.get("attributes", {})
     rep = check_attrs(attrs, path=where, version=version, kind=kind,
@@ -234,12 +267,34 @@ def _check_store(source: Any, where: str, version: str | None, kind: str | None,
     try:
         root = _store.open_root(source, storage_options=storage_options)
     except VoxzarrError as err:
-        return [Finding("store", where, err.field or "", err.message)], version, kind
+        return _unopenable(source, where, err, storage_options), version, kind
     return walk(root, where, version=version, kind=kind)
 
 
+def _unopenable(source: Any, where: str, err: VoxzarrError,
+                storage_options: dict | None) -> list[Finding]:
+    """What is wrong with a root zarr cannot open, from its raw metadata documents."""
+    try:
+        store = _store.open_store(source, mode="r", storage_options=storage_options)
+    except VoxzarrError:
+        store = None
+    if store is not None:
+        prefix = store.path if isinstance(store, zarr.storage.StorePath) else ""
+        raw = store.store if isinstance(store, zarr.storage.StorePath) else store
+        found = diagnose(raw, prefix, where, expect="group")
+        if found:
+            return found
+    # nothing there at all (or a store that cannot even be listed)
+    msg = err.message
+    if msg in ("no such file or directory", "no such file"):
+        msg = "expected a zarr group here, found no such file or directory"
+    elif "expected" not in msg:
+        msg = f"expected a zarr group here, found a location that cannot be opened ({msg})"
+    return [Finding("store", where, err.field or "", msg)]
+
+
 def _severity(tier: str, *, strict: bool, schema_only: bool) -> Severity:
-    if tier == "schema":
+    if tier in ("schema", "unsupported"):
         return "error"
     if tier == "spec":
         return "warning" if schema_only else "error"
@@ -256,16 +311,18 @@ def _related(a: str, b: str) -> bool:
     return long_.startswith(short) and long_[len(short)] in ".["
 
 
-def _restated(f: Finding, own: list[Finding], version: str | None) -> bool:
-    """Whether an ome-zarr-models finding repeats something voxzarr already reported."""
+def _restaters(f: Finding, own: list[Finding], version: str | None) -> list[Finding]:
+    """voxzarr's findings that repeat an outside reference's finding ``f`` (maybe none)."""
     same_place = [o for o in own if o.path == f.path]
-    if f.rule != "ome-zarr-models" and any(o.rule == f.rule for o in same_place):
-        return True
+    if f.rule not in _OUTSIDE:  # already mapped onto a voxzarr rule
+        same = [o for o in same_place if o.rule == f.rule]
+        if same:
+            return same
     # pydantic also reports the other members of a union ("path: Field required" beside a
     # bad "scale"), so a finding one level up counts as the same place
     near = (f.field, _parent(f.field))
-    return any(_related(o.field, x) and tier_of(o.rule, version) in ("schema", "spec")
-               for o in same_place for x in near)
+    return [o for o in same_place if tier_of(o.rule, version) in ("schema", "spec")
+            and any(_related(o.field, x) for x in near)]
 
 
 def _parent(fld: str) -> str:
@@ -276,16 +333,28 @@ def _parent(fld: str) -> str:
 def _merge(findings: list[Finding], *, version: str | None, strict: bool,
            schema_only: bool) -> tuple[Issue, ...]:
     own = [f for f in findings if f.source == "voxzarr"]
+    # a spec-text finding the official schema also makes is a schema finding there
+    promoted: set[int] = set()
+    dropped: set[int] = set()
+    for k, f in enumerate(findings):
+        if f.source == "voxzarr":
+            continue
+        same = _restaters(f, own, version)
+        if same:
+            dropped.add(k)
+            if f.source == "ngff-schema":
+                promoted.update(id(o) for o in same)
     seen: set[tuple[str | None, str, str]] = set()
     out: list[Issue] = []
-    for f in findings:
-        if f.source != "voxzarr" and _restated(f, own, version):
+    for k, f in enumerate(findings):
+        if k in dropped:
             continue
         key = (f.path, f.field, f.message)
         if key in seen:
             continue
         seen.add(key)
-        sev = _severity(tier_of(f.rule, version), strict=strict, schema_only=schema_only)
+        tier = "schema" if id(f) in promoted else tier_of(f.rule, version)
+        sev = _severity(tier, strict=strict, schema_only=schema_only)
         out.append(Issue(f.path, f.field, f.message, sev, f.rule, f.source))
     out.sort(key=lambda i: i.severity != "error")  # stable: errors first, in walk order
     return tuple(out)

@@ -4,6 +4,11 @@
 ``voxzarr info PATH`` prints. Nothing is decoded: sizes come from the store's object listing
 (``stored_bytes``, every object under the array's prefix, metadata included) and from the
 array metadata (``raw_bytes`` = ``nbytes``, the decoded size).
+
+Only zarr and the NGFF metadata are imported (no xarray, no dask), so ``voxzarr info`` starts
+fast. This module used to be ``voxzarr/info.py``; it moved here because a submodule named
+like the function ``vz.info`` rebinds the package attribute to the module once imported. Use
+``vz.info`` / ``vz.format_info`` (or import them from ``voxzarr.inspect``).
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ import zarr
 from zarr.core.sync import sync
 
 from . import _store
-from .io import read_multiscale_metadata, resolve_image_group
+from ._locate import bf2raw_series, canonical_dims, read_multiscale_metadata, resolve_image_group
+from .errors import VoxzarrError
 from .ngff import layout_kind, ome_attrs
 
 __all__ = ["info", "format_info"]
@@ -30,7 +36,7 @@ def info(
     *,
     series: int | str | None = None,
     well: str | None = None,
-    field: int = 0,
+    field: int | None = None,
     label: str | None = None,
     storage_options: dict | None = None,
 ) -> dict[str, Any]:
@@ -43,14 +49,20 @@ def info(
         zarr v2 or v3).
     series, well, field, label
         Which image inside a bioformats2raw layout, a plate, or a ``labels/`` group (as for
-        :func:`voxzarr.open_image`).
+        :func:`voxzarr.open_image`) is described level by level; default the first. Every
+        image of the container is listed in ``images`` either way.
 
     Returns
     -------
     dict
         ``location``, ``image`` (the image group), ``container`` (``"image"``,
         ``"bioformats2raw"`` or ``"plate"``) and ``series`` (the series of a bioformats2raw
-        layout), ``ngff_version``, ``zarr_format``, ``name``, ``axes`` (name, type, unit),
+        layout), ``images`` (every image of a plate or bioformats2raw container, one dict
+        each: ``well`` and ``field`` or ``series``, ``path``, ``name``, ``axes``, ``levels``
+        and the level-0 ``shape`` and ``dtype``, or ``error`` when it cannot be read;
+        ``None`` for a plain image), ``ngff_version``, ``zarr_format``, ``name``, ``axes``
+        (name, type, unit; in stored order), ``stored_axes`` (that order, ``"cxyz"``) and
+        ``dims`` (the dims :func:`voxzarr.open_image` gives, t, c, z, y, x order),
         ``channels`` (labels from ``omero``), ``labels`` (label images present),
         ``voxzarr`` (voxzarr's own metadata or ``None``) and ``layout`` (its ``layout``, else
         ``"image"``), ``levels`` (one dict per level: ``path``, ``shape``, ``dtype``,
@@ -64,8 +76,9 @@ def info(
     root_attrs = root.attrs.asdict()
     # a bioformats2raw plate is a plate first: its wells, not numbered series, hold images
     container = "plate" if "plate" in ome_attrs(root_attrs) else layout_kind(root_attrs) or "image"
+    # no warning about the default choice: the report lists every image of the container
     group, where = resolve_image_group(root, location=location, series=series, well=well,
-                                       field=field, label=label)
+                                       field=field, label=label, warn=False)
     ms, arrays = read_multiscale_metadata(group, where)
     attrs = group.attrs.asdict()
     dims = ms.dims
@@ -95,11 +108,14 @@ def info(
         "location": str(location),
         "image": where,
         "container": container,
-        "series": _series_of(root) if container == "bioformats2raw" else None,
+        "series": bf2raw_series(root) if container == "bioformats2raw" else None,
+        "images": _container_images(root, container, str(location)),
         "ngff_version": ms.version,
         "zarr_format": group.metadata.zarr_format,
         "name": ms.name,
         "axes": [{"name": a.name, "type": a.type, "unit": a.unit} for a in ms.axes],
+        "stored_axes": "".join(dims),
+        "dims": list(canonical_dims(dims)),
         "channels": list(ms.channel_names) if ms.channel_names is not None else None,
         "labels": _labels_of(group),
         "voxzarr": _jsonable(vox) if isinstance(vox, Mapping) else None,
@@ -211,11 +227,45 @@ def _labels_of(group: zarr.Group) -> list[str]:
     return [str(n) for n in names] if isinstance(names, list) else []
 
 
-def _series_of(root: zarr.Group) -> list[str]:
-    """Image series of a bioformats2raw layout: numbered child groups."""
-    keys = [name for name, node in root.members() if isinstance(node, zarr.Group)
-            and name.isdigit()]
-    return sorted(keys, key=int)
+def _image_summary(root: zarr.Group, path: str, where: str) -> dict[str, Any]:
+    """Name, stored axes, level count, level-0 shape and dtype of the image at ``path``."""
+    try:
+        group = root[path]
+        if not isinstance(group, zarr.Group):
+            raise VoxzarrError("is an array, expected an image group", path=where)
+        ms, arrays = read_multiscale_metadata(group, where)
+    except (KeyError, VoxzarrError) as err:  # one broken image must not hide the others
+        return {"error": str(err) if isinstance(err, VoxzarrError) else f"missing {path!r}"}
+    return {"name": ms.name, "axes": "".join(ms.dims), "levels": len(ms.levels),
+            "shape": list(arrays[0].shape), "dtype": str(arrays[0].dtype)}
+
+
+def _container_images(root: zarr.Group, container: str,
+                      location: str) -> list[dict[str, Any]] | None:
+    """Every image of a plate (by well and field) or bioformats2raw layout (by series)."""
+    base = location.rstrip("/")
+    found: list[dict[str, Any]] = []
+    if container == "bioformats2raw":
+        for i, path in enumerate(bf2raw_series(root)):
+            found.append({"series": i, "path": path,
+                          **_image_summary(root, path, f"{base}/{path}")})
+        return found
+    if container != "plate":
+        return None
+    plate = ome_attrs(root.attrs.asdict()).get("plate") or {}
+    for w in plate.get("wells", []):
+        well = str(w.get("path")) if isinstance(w, Mapping) else str(w)
+        try:
+            images = ome_attrs(root[well].attrs.asdict())["well"]["images"]
+        except (KeyError, TypeError):
+            found.append({"well": well, "field": None, "path": well,
+                          "error": f"{base}/{well}: no well metadata ('well.images')"})
+            continue
+        for i, im in enumerate(images):
+            path = f"{well}/{im.get('path') if isinstance(im, Mapping) else im}"
+            found.append({"well": well, "field": i, "path": path,
+                          **_image_summary(root, path, f"{base}/{path}")})
+    return found
 
 
 # --------------------------------------------------------------------------- table
@@ -266,6 +316,43 @@ def _table(rows: list[list[str]]) -> list[str]:
             for r in rows]
 
 
+def _order_row(report: Mapping[str, Any]) -> list[list[str]]:
+    """An ``axis order`` row when the axes are stored out of t, c, z, y, x order."""
+    stored, dims = report.get("stored_axes"), report.get("dims")
+    if not stored or not dims or "".join(dims) == stored:
+        return []
+    return [["axis order", f"stored {', '.join(stored)}; opened as {', '.join(dims)} "
+                           "(lazy transpose; levels below show stored shapes)"]]
+
+
+def _images_table(report: Mapping[str, Any]) -> list[str]:
+    """The images of a plate or bioformats2raw container; ``*`` marks the one shown."""
+    images = report.get("images")
+    if not images:
+        return []
+    shown = str(report["image"]).rstrip("/")
+    plate = report.get("container") == "plate"
+    if plate:
+        n_wells = len({im["well"] for im in images})
+        title = (f"{n_wells} well{'s' if n_wells != 1 else ''}, {len(images)} image"
+                 f"{'s' if len(images) != 1 else ''} (open one with well=..., field=..., or "
+                 "its path)")
+        rows = [["", "well", "field", "path", "name", "axes", "shape", "dtype"]]
+    else:
+        title = f"{len(images)} series (open one with series=..., or its path)"
+        rows = [["", "series", "path", "name", "axes", "shape", "dtype"]]
+    for im in images:
+        mark = "*" if shown.endswith("/" + im["path"]) else ""
+        ids = [im["well"], "-" if im["field"] is None else str(im["field"])] if plate \
+            else [str(im["series"])]
+        if "error" in im:
+            rows.append([mark, *ids, im["path"], f"unreadable: {im['error']}", "", "", ""])
+        else:
+            rows.append([mark, *ids, im["path"], str(im.get("name") or "-"), im["axes"],
+                         _shape(im["shape"]), im["dtype"]])
+    return ["", title, *_table(rows)]
+
+
 def format_info(report: Mapping[str, Any]) -> str:
     """A readable multi-line summary of an :func:`info` report (what ``voxzarr info`` prints)."""
     axes = ", ".join(
@@ -279,17 +366,18 @@ def format_info(report: Mapping[str, Any]) -> str:
                       else "")],
         ["name", str(report.get("name") or "-")],
         ["axes", axes],
+        *_order_row(report),
         ["channels", ", ".join(report["channels"]) if report.get("channels") else "-"],
         ["labels", ", ".join(report["labels"]) if report.get("labels") else "-"],
         ["layout", report.get("layout", "image")],
     ]
-    if report.get("series"):
+    if report.get("series") and not report.get("images"):  # else the images table lists them
         head.append(["series", ", ".join(report["series"])])
     vox = report.get("voxzarr")
     if vox:
         head.append(["voxzarr", ", ".join(f"{k}={v}" for k, v in vox.items()
                                           if not isinstance(v, Mapping | list))])
-    lines = _table(head)
+    lines = _table(head) + _images_table(report)
     rows = [["level", "shape", "dtype", "voxel size", "origin", "chunks", "shards", "codecs",
              "stored", "raw", "ratio"]]
     for lv in report["levels"]:
