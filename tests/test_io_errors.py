@@ -52,7 +52,6 @@ def _ds(ome):
         (lambda o: _ds(o)[0].update(scale=[0.0, 1.0, 1.0]), "scale"),
         (lambda o: _ds(o)[0].update(scale=[-1.0, 1.0, 1.0]), "scale"),
         (lambda o: _ds(o)[0].update(scale=["NaN", 1.0, 1.0]), "scale"),
-        (lambda o: o["multiscales"][0]["axes"][0].update(unit="furlong"), "axes[0].unit"),
         (lambda o: o["multiscales"][0]["axes"][0].update(name="angle"), "axes[0].name"),
         (lambda o: o["multiscales"][0]["axes"][2].update(name="z"), "axes"),
         (lambda o: o["multiscales"][0]["axes"][1].update(type="time"), "axes[1].type"),
@@ -70,6 +69,15 @@ def test_bad_metadata_names_path_and_field(store, mutate, field):
     assert err.path is not None and str(store) in err.path
     assert err.field is not None and field in err.field, err.field
     assert str(store) in str(err)
+
+
+def test_unknown_unit_is_read_without_it_and_said(store):
+    # NGFF: units SHOULD be UDUNITS names; validate warns, so reading must not refuse
+    _edit_attrs(store, lambda o: o["multiscales"][0]["axes"][0].update(unit="furlong"))
+    with pytest.warns(UserWarning, match=r"axes\[0\].unit: unknown unit 'furlong'.*without"):
+        img = vz.open_image(store)
+    assert img.vox.units[img.dims[0]] is None
+    assert vz.validate(store).valid
 
 
 def test_nan_scale_is_an_error(store):

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._checks_base import Collector, Finding, Ref, join, short
+from ..errors import MetadataError
+from ._checks_base import Collector, Finding, Ref, join, short, tier_of
 from ._checks_hcs import check_bf2raw, check_labels, check_plate, check_series, check_well
 from ._checks_image import AxisInfo, check_image_label, check_multiscales, check_omero
 from ._checks_omz import omz_findings
@@ -231,6 +232,26 @@ def _check_transformations_doc(c: Collector, doc: Mapping[str, Any], version: st
     return report
 
 
+def _advise_reader(c: Collector, blk: Mapping[str, Any], base: str) -> None:
+    """Say so where valid 0.6 metadata is beyond what ``vz.open_image`` maps to pixel-centre
+    coordinates (e.g. an affine to the named system), so validate and reading agree."""
+    import warnings
+
+    from .parse import parse_multiscale
+
+    if base != "ome" or any(tier_of(f.rule, c.version) in ("schema", "spec")
+                            for f in c.findings):
+        return  # invalid anyway: the errors already say why
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parse_multiscale({"ome": dict(blk)}, path=None)
+    except MetadataError as err:
+        c.add("voxzarr-read", join(base, err.field or ""), "expected metadata vz.open_image "
+              f"maps to pixel-centre coordinates (valid NGFF all the same), found: "
+              f"{err.message}")
+
+
 def _run_kind(c: Collector, r: AttrsReport, blk: Mapping[str, Any], base: str, v: str,
               k: str, acquisitions: list[int] | None) -> None:
     v06 = v.startswith("0.6")
@@ -238,6 +259,8 @@ def _run_kind(c: Collector, r: AttrsReport, blk: Mapping[str, Any], base: str, v
         r.multiscales = (check_multiscales_v06(c, blk, base) if v06 else
                          check_multiscales(c, blk, base, version=v))
         r.omero_channels = check_omero(c, blk, base)
+        if v06:
+            _advise_reader(c, blk, base)
     if k == "label":
         check_image_label(c, blk, base, version=v)
     elif k == "labels":

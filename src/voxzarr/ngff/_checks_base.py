@@ -87,6 +87,8 @@ RULES: dict[str, tuple[str, str]] = {
     "label-colors-properties": ("advice", "colors and properties list the same label values"),
     "voxzarr-axes": ("advice", "axes named t, c, z, y, x with matching types (voxzarr opens "
                                "only these)"),
+    "voxzarr-read": ("advice", "0.6: vz.open_image maps the image to pixel-centre coordinates "
+                               "(scale, translation, identity or mapAxis to named axes)"),
 }
 
 #: Rules whose tier differs by NGFF version. The 0.5 conformance suite rejects a well path

@@ -144,7 +144,7 @@ def _check_axes(c: Collector, raw: Any, fld: str, *, version: str = "0.5",
             names.append(name)
         types.append(typ)
         _check_unit(c, ax, af, typ)
-        if multiscale:
+        if multiscale and not v06:  # 0.6: the "voxzarr-read" advice says what opens
             _advise_voxzarr_axis(c, name, typ, af)
     n_space = sum(t == "space" for t in types)
     n_array = sum(t == "array" for t in types)

@@ -11,6 +11,7 @@ Axes are kept in their stored order (the order of the array dimensions); any ord
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -110,7 +111,12 @@ def _parse_axes(raw: Any, path: object, fld: str) -> tuple[Axis, ...]:
         try:
             unit = normalize_unit(unit, path=path, field=f"{fld}[{i}].unit")
         except UnitError as err:
-            raise MetadataError(err.message, path=path, field=err.field) from None
+            # NGFF only says units SHOULD be UDUNITS names (validate warns): read the data
+            # without that unit rather than refuse a valid store, and say so
+            where = f"{path}: " if path is not None else ""
+            warnings.warn(f"{where}{err.field}: {err.message}; read without a unit",
+                          UserWarning, stacklevel=2)
+            unit = None
         axes.append(Axis(name, typ or AXIS_TYPES[name], unit))
     names = [a.name for a in axes]
     if len(set(names)) != len(names):
