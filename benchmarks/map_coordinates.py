@@ -4,8 +4,8 @@ The input is a lazily generated float32 volume (``dask.array.random``: a chunk e
 once it is read), so peak memory shows how much of the input each tool reads. Two point sets
 (see benchmarks/RESULTS.md, section "map_coordinates"):
 
-- ``corners``: two opposite corners, ``(0, 0, 0)`` and ``(n - 1, n - 1, n - 1)`` (the issue's
-  case, 600^3 in 200^3 chunks);
+- ``corners``: two opposite corners, ``(0, 0, 0)`` and ``(n - 1, n - 1, n - 1)`` (the worst
+  case for a bounding-box read: 600^3 in 200^3 chunks);
 - ``random``: ``--points`` points uniform over the volume (seed 1).
 
 and three settings, the same for both tools:

@@ -44,7 +44,7 @@ def _certain_or_refused(result: xr.DataArray, spacing: float, origin: float,
     assert geo[1] == pytest.approx(origin, rel=1e-12, abs=1e-12)
 
 
-# --------------------------------------------------------------------------- the cases
+# --------------------------------------------------------------------------- worked cases
 def test_strided_then_single_reports_the_stride():
     img = vz.from_array(np.zeros((8, 8, 8)), dims="zyx", voxel_size={"z": 2, "y": 1, "x": 1})
     assert img[::4][0:1].vox.voxel_size["z"] == 8.0

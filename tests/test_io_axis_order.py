@@ -97,7 +97,7 @@ TRANS = {"t": 10.0, "z": -3.0, "y": 0.5, "x": 100.0}
 
 @pytest.fixture
 def cxyz(tmp_path):
-    """NGFF 0.5, axes c, x, y, z (what the issue reports), chunked, two levels."""
+    """NGFF 0.5, axes c, x, y, z (a layout ome-zarr-py reads), chunked, two levels."""
     data = _sample("czyx", (2, 4, 6, 8))
     path = _write(tmp_path / "cxyz.ome.zarr", data, "cxyz", SCALE, TRANS, chunks=(1, 3, 4, 5),
                   levels=2)

@@ -267,7 +267,7 @@ def test_reads_only_the_chunks_the_footprints_touch(order, prefilter):
 
 @pytest.mark.parametrize("lazy", [False, True])
 def test_two_corners_read_two_chunks(lazy):
-    """The issue's case, scaled down: opposite corners read the two corner chunks only."""
+    """Two opposite corners, scaled down: opposite corners read the two corner chunks only."""
     rec = _Recorder((60, 60, 60), 20)
     pts = np.array([[0.0, 59.0]] * 3)
     coords = da.from_array(pts, chunks=(3, 1)) if lazy else pts
