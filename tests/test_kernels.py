@@ -191,3 +191,51 @@ def test_compiled_and_scipy_paths_agree_on_uint16_blocks(monkeypatch):
     slow = img.vox.filter("gaussian", sigma=3.0, mode="nearest").values
     np.testing.assert_array_equal(fast, slow)
     np.testing.assert_array_equal(fast, ndi.gaussian_filter(arr, 3.0, mode="nearest"))
+
+
+# --------------------------------------------------------------------------- interpolation
+@pytest.mark.parametrize("src", ["u1", "u2", "i2", "i8", "f4", "f8"])
+@pytest.mark.parametrize("ax", [0, 1, 2])
+def test_lerp_pass_equals_numpy_loop(src, ax, monkeypatch):
+    """The compiled pass equals ``ndinterp._pass_cpu``'s numpy loop bit for bit."""
+    from voxzarr import ndinterp
+
+    rng = np.random.default_rng(ax)
+    a = (rng.random((5, 6, 7)) * 200 - (50 if src[0] in "if" else 0)).astype(src)
+    n = a.shape[ax]
+    idx = rng.integers(0, n, (9, 2))
+    w = rng.random((9, 2))
+    cdtype = np.dtype(np.float32 if src == "f4" else np.float64)
+    got = ndinterp._pass_cpu(a, ax, idx, w, cdtype)
+    monkeypatch.setattr(_kernels, "ENABLED", False)
+    ref = ndinterp._pass_cpu(a, ax, idx, w, cdtype)
+    assert got.dtype == ref.dtype and np.array_equal(got, ref)
+    if ax == 1:  # a strided view is read in place
+        view = np.asarray(a)[:, :, ::2]
+        monkeypatch.setattr(_kernels, "ENABLED", True)
+        got = ndinterp._pass_cpu(view, ax, idx, w, cdtype)
+        monkeypatch.setattr(_kernels, "ENABLED", False)
+        assert np.array_equal(got, ndinterp._pass_cpu(view, ax, idx, w, cdtype))
+
+
+@pytest.mark.parametrize("dst", ["u1", "u2", "i2", "i4"])
+def test_round_to_int_equals_numpy_loop(dst, monkeypatch):
+    """Rounding, clipping and the near-tie list equal the numpy loop; NaN falls back."""
+    from voxzarr import ndinterp
+
+    rng = np.random.default_rng(1)
+    res = np.concatenate([rng.random(3000) * 80000 - 40000, np.arange(-300, 300) / 2,
+                          [np.inf, -np.inf, 1e20, -1e20, -0.3, 0.5 - 1e-9]]).reshape(-1, 6)
+    seen = []
+
+    def exact(pts):
+        seen.append(np.ravel_multi_index(pts, res.shape).tolist())
+        return res[pts] + 0.25
+
+    got = ndinterp._round_cpu(res, np.dtype(dst), exact)
+    monkeypatch.setattr(_kernels, "ENABLED", False)
+    with np.errstate(invalid="ignore"):  # the numpy loop computes inf - inf for +-inf inputs
+        ref = ndinterp._round_cpu(res, np.dtype(dst), exact)
+    assert np.array_equal(got, ref) and sorted(seen[0]) == sorted(seen[1]) and seen[0]
+    res[3, 4] = np.nan
+    assert _kernels.round_to_int(res, np.dtype(dst), 1e-7, True) is None

@@ -41,7 +41,8 @@ try:  # numba is a dependency; without it (or if it fails to import) scipy does 
 except Exception:  # pragma: no cover - depends on the environment
     _HAVE_NUMBA = False
 
-__all__ = ["ENABLED", "available", "correlate1d_kept", "gaussian1d_kept", "gaussian_weights"]
+__all__ = ["ENABLED", "available", "correlate1d_kept", "gaussian1d_kept", "gaussian_weights",
+           "lerp_pass", "round_to_int"]
 
 #: module switch: ``False`` sends every pass to scipy (tests compare both paths)
 ENABLED: bool = os.environ.get("VOXZARR_NO_JIT", "") in ("", "0")
@@ -278,6 +279,148 @@ if _HAVE_NUMBA:
                             acc[g] += r[g] * wt
                 bad += _store(acc, out[m0:m0 + ng, j], ng, lim, is_int)
         return bad
+
+
+    # ----------------------------------------------------------------- interpolation passes
+    @_jit
+    def _lerp_outer(src, i0, i1, w0, w1, out):  # pragma: no cover - compiled
+        """``out[a, k, b] = src[a, i0[k], b] * w0[k] + src[a, i1[k], b] * w1[k]``."""
+        n_a, _, n_b = src.shape
+        for a in range(n_a):
+            for k in range(i0.size):
+                p = i0[k]
+                q = i1[k]
+                u = w0[k]
+                v = w1[k]
+                for b in range(n_b):
+                    out[a, k, b] = src[a, p, b] * u + src[a, q, b] * v
+
+    @_jit
+    def _lerp_inner(src, i0, i1, w0, w1, out):  # pragma: no cover - compiled
+        """The same along the last (contiguous) axis: ``src`` (M, N), ``out`` (M, K)."""
+        for m in range(src.shape[0]):
+            for k in range(i0.size):
+                out[m, k] = src[m, i0[k]] * w0[k] + src[m, i1[k]] * w1[k]
+
+    @_jit
+    def _round_flat(x, out, mn, mx, signed, tol, want):  # pragma: no cover - compiled
+        """Round half away from zero and clip, as ``ndinterp._round_cpu`` does in numpy.
+
+        Returns the flat positions within ``tol`` of a rounding tie (when ``want``) and
+        whether a NaN was met (its integer conversion is the platform's: caller redoes it).
+        Runs in tiles: a branch-free (vectorised) loop rounds and marks the tile's
+        near-ties and NaNs; only a tile that has some is scanned again to list them.
+        """
+        n = x.size
+        hi_t = 1.0 - tol
+        ties = np.empty(64, dtype=np.int64)
+        nt = 0
+        nan = False
+        mk = np.empty(_BLOCK, dtype=np.uint8)  # 1 where near a tie or NaN
+        for s in range(0, n, _BLOCK):
+            xs = x[s:s + _BLOCK]  # views indexed from 0: no wrap-around checks, vectorised
+            os = out[s:s + _BLOCK]
+            flag = 0
+            if signed:
+                for i in range(xs.size):
+                    xv = np.float64(xs[i])
+                    b = abs(xv) + 0.5  # half away from zero: |x| half up, sign restored
+                    low = np.floor(b)
+                    d = b - low
+                    f = (d < tol) | (d > hi_t) | (xv != xv)
+                    mk[i] = f
+                    flag += f
+                    os[i] = min(max(np.copysign(low, xv), mn), mx)
+            else:
+                for i in range(xs.size):
+                    xv = np.float64(xs[i])
+                    b = xv + 0.5
+                    low = np.floor(b)
+                    d = b - low
+                    f = (d < tol) | (d > hi_t) | (xv != xv)
+                    mk[i] = f
+                    flag += f
+                    os[i] = min(max(low, mn), mx)
+            if flag == 0:
+                continue
+            for i in range(xs.size):
+                if mk[i] == 0:
+                    continue
+                if xs[i] != xs[i]:
+                    nan = True
+                elif want:
+                    if nt == ties.size:
+                        grown = np.empty(2 * nt, dtype=np.int64)
+                        grown[:nt] = ties
+                        ties = grown
+                    ties[nt] = s + i
+                    nt += 1
+        return ties[:nt], nan
+
+
+# integer-valued lerp sources the compiled pass takes (as numpy converts them to float)
+_LERP_SRC = tuple(np.dtype(t) for t in ("u1", "u2", "u4", "u8", "i1", "i2", "i4", "i8",
+                                        "f4", "f8"))
+_ROUND_DST = tuple(np.dtype(t) for t in ("u1", "u2", "u4", "i1", "i2", "i4"))
+
+
+def lerp_pass(a: np.ndarray, ax: int, i0: np.ndarray, i1: np.ndarray, w0: np.ndarray,
+              w1: np.ndarray, cdtype: np.dtype) -> np.ndarray | None:
+    """One linear-interpolation pass along ``ax``, compiled and without the GIL.
+
+    ``out[..., k, ...] = a[..., i0[k], ...] * w0[k] + a[..., i1[k], ...] * w1[k]`` in
+    ``cdtype``, each element with numpy's own operations (the source converted to the
+    working type, two products, one sum; no FMA contraction), so the result equals
+    ``ndinterp._pass_cpu``'s numpy loop bit for bit. Returns ``None`` where not covered.
+    """
+    cdtype = np.dtype(cdtype)
+    if (not available() or a.dtype not in _LERP_SRC or cdtype not in _LERP_SRC[-2:]
+            or a.size == 0 or i0.size == 0 or (cdtype.itemsize < a.dtype.itemsize
+                                               and a.dtype.kind == "f")):
+        return None
+    if cdtype == np.float32 and a.dtype != np.float32:
+        return None  # numpy would round integers to float32 first: leave that to numpy
+    ax = ax % a.ndim
+    n = a.shape[ax]
+    lead = int(np.prod(a.shape[:ax], dtype=np.int64))
+    trail = int(np.prod(a.shape[ax + 1:], dtype=np.int64))
+    shape = list(a.shape)
+    shape[ax] = i0.size
+    out = np.empty(shape, dtype=cdtype)
+    i0 = np.ascontiguousarray(i0, dtype=np.int64)
+    i1 = np.ascontiguousarray(i1, dtype=np.int64)
+    w0 = np.ascontiguousarray(w0, dtype=cdtype)
+    w1 = np.ascontiguousarray(w1, dtype=cdtype)
+    if a.ndim == 3 and ax == 1:
+        src3 = a  # any strides: numba reads the view in place
+    else:
+        src3 = np.ascontiguousarray(a).reshape(lead, n, trail)
+    if trail == 1:
+        _lerp_inner(src3.reshape(lead, n), i0, i1, w0, w1, out.reshape(lead, i0.size))
+    else:
+        _lerp_outer(src3, i0, i1, w0, w1, out.reshape(lead, i0.size, trail))
+    return out
+
+
+def round_to_int(res: np.ndarray, dtype: np.dtype, tol: float, want_ties: bool
+                 ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Float ``res`` rounded half away from zero and clipped to integer ``dtype``, compiled.
+
+    Returns ``(out, ties)``: ``ties`` are the flat positions within ``tol`` of a rounding
+    tie (empty unless ``want_ties``). ``None`` where not covered (dtype, NaN present).
+    """
+    dtype = np.dtype(dtype)
+    if (not available() or dtype not in _ROUND_DST or res.dtype.kind != "f"
+            or res.dtype.itemsize not in (4, 8)):
+        return None
+    info = np.iinfo(dtype)
+    out = np.empty(res.shape, dtype=dtype)
+    ties, nan = _round_flat(np.ascontiguousarray(res).reshape(-1), out.reshape(-1),
+                            float(info.min), float(info.max), dtype.kind == "i", float(tol),
+                            bool(want_ties))
+    if nan:
+        return None
+    return out, ties
 
 
 # --------------------------------------------------------------------------- entry points

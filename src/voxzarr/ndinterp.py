@@ -668,7 +668,12 @@ def _pass_cpu(a: np.ndarray, ax: int, idx: np.ndarray, w: np.ndarray | None,
     shape[ax] = idx.shape[0]
     if w is None:
         return np.take(a, idx[:, 0], axis=ax)
+    from . import _kernels  # numba: imported on first use
+
     w0, w1 = w[:, 0].astype(cdtype), w[:, 1].astype(cdtype)
+    out = _kernels.lerp_pass(a, ax, idx[:, 0], idx[:, 1], w0, w1, cdtype)
+    if out is not None:  # compiled, one call without the GIL (the same arithmetic)
+        return out
     if a.ndim == 1:  # 1-D: the "planes" are scalars, so one vectorised pass does it
         out = np.multiply(a[idx[:, 0]], w0, dtype=cdtype)
         out += np.multiply(a[idx[:, 1]], w1, dtype=cdtype)
@@ -700,7 +705,18 @@ def _round_cpu(res: np.ndarray, dtype: np.dtype,
     With ``exact``, values within ``tol`` of a rounding tie are recomputed by
     ``exact(points)`` before rounding.
     """
+    from . import _kernels  # numba: imported on first use
+
     info = np.iinfo(dtype)
+    got = _kernels.round_to_int(res, dtype, tol, exact is not None)
+    if got is not None:  # compiled, one call without the GIL (the same arithmetic)
+        out, near = got
+        if near.size:
+            pts = np.unravel_index(near, res.shape)
+            ex = exact(pts)
+            val = np.where(ex >= 0, np.floor(ex + 0.5), np.ceil(ex - 0.5))
+            out[pts] = np.clip(val, info.min, info.max)
+        return out
     out = np.empty(res.shape, dtype=dtype)
     flat = res.reshape(res.shape[0] if res.ndim > 1 else 1, -1)
     oflat = out.reshape(flat.shape)
