@@ -649,7 +649,10 @@ def apply_filter(
     -------
     xarray.DataArray
         Lazy (dask) result with ``obj``'s coords, attrs and name; dtype as scipy gives it
-        (float32 / float64 for difference_of_gaussians).
+        (float32 / float64 for difference_of_gaussians). Chunks: ``obj``'s, except that
+        CuPy-backed input filtered on the GPU runs on a few large blocks (the whole array
+        when it fits in an eighth of free GPU memory; see
+        :func:`voxzarr._xp.gpu_block_chunks`), which the result keeps.
     """
     if not isinstance(obj, xr.DataArray):
         raise _bad(f"expects an image DataArray, got {type(obj).__name__}", "obj")
@@ -700,6 +703,10 @@ def _from_overlap(obj: xr.DataArray, kernel: _Kernel, depth: tuple[int, ...],
     if not isinstance(src, da.Array):
         src = da.from_array(src, chunks=default_chunks(obj.dims, obj.shape))
     on_gpu = kernel.device == "gpu" and _xp.is_cupy(src._meta)
+    if on_gpu:  # data already on the GPU: run on a few large blocks (they stay large)
+        blocks = _xp.gpu_block_chunks(src)
+        if blocks is not None:
+            src = src.rechunk(blocks)
     meta = _xp.empty_meta(src._meta if on_gpu else np.empty(0), src.ndim, dtype)
     return overlap_map(src, kernel, depth, periodic, dtype, meta=meta,
                        prefix="voxzarr-filter")

@@ -31,7 +31,7 @@ from dask.utils import parse_bytes
 from scipy import special
 
 from . import ndinterp
-from ._xp import dask_to_device, is_cupy, resolve_device
+from ._xp import dask_to_device, gpu_block_chunks, is_cupy, resolve_device
 from .coords import SPATIAL, Geometry, combine_coords, geometry, make_coords
 from .errors import GeometryError, VoxzarrError
 from .io import default_chunks
@@ -146,6 +146,30 @@ def _run_on(device: str, data: da.Array) -> tuple[da.Array, bool]:
     return dask_to_device(data, resolve_device(device, data)), is_cupy(data._meta)
 
 
+def _prepare(obj: xr.DataArray, device: str, chunks: Any, dims: Sequence[str],
+             shape: Sequence[int]) -> tuple[da.Array, bool, Any, Any]:
+    """Input on its device, whether it started on the GPU, the chunks to compute the output
+    in, and the chunks to hand it back in (``None``: as computed).
+
+    Data already on the GPU and resampled there runs on a few large blocks
+    (:func:`~voxzarr._xp.gpu_block_chunks`); the output keeps large blocks unless
+    ``chunks`` asks for others.
+    """
+    src = _dask_data(obj)
+    data, was_gpu = _run_on(device, src)
+    wanted = _out_chunks(chunks, dims, shape, data)
+    if not (was_gpu and is_cupy(data._meta)):
+        return data, was_gpu, wanted, None
+    blocks = gpu_block_chunks(data)
+    if blocks is not None:
+        data = data.rechunk(blocks)
+    out_blocks = gpu_block_chunks(data, shape=shape, dtype=obj.dtype)
+    if out_blocks is None:  # too large for big GPU blocks: chunk as before
+        return data, was_gpu, _out_chunks(chunks, dims, shape, data), None
+    final = None if chunks is None or tuple(wanted) == tuple(out_blocks) else wanted
+    return data, was_gpu, out_blocks, final
+
+
 def _wrap(obj: xr.DataArray, geo: Geometry, data: da.Array, scale: Mapping[str, float],
           translation: Mapping[str, float], was_gpu: bool) -> xr.DataArray:
     if not was_gpu:
@@ -195,7 +219,9 @@ def resample(
         ``"auto"`` (GPU when CuPy and a GPU are present), ``"cpu"`` or ``"gpu"``.
     chunks
         Output dask chunks: tuple, dict by dim, or one int for the spatial axes. Default:
-        the input's chunk shape.
+        the input's chunk shape; for CuPy-backed input resampled on the GPU, a few large
+        GPU blocks (the whole output when it fits in an eighth of free GPU memory; see
+        :func:`voxzarr._xp.gpu_block_chunks`).
     labels
         Treat as a label image (order 0, no smoothing); default: ``"image-label"`` in attrs.
     max_bytes
@@ -284,10 +310,12 @@ def _resample(obj: xr.DataArray, geo: Geometry, target: Mapping[str, float], ord
         new_scale[d] = t
         new_trans[d] = geo.translation[d] + (t - s) / 2.0
     _check_size(shape, np.dtype(obj.dtype), chunks, max_bytes)
-    data, was_gpu = _run_on(device, _dask_data(obj))
+    data, was_gpu, out_chunks, final = _prepare(obj, device, chunks, geo.dims, shape)
     out = ndinterp.scale_translate(
-        data, scale, offset, shape, order, _out_chunks(chunks, geo.dims, shape, data),
+        data, scale, offset, shape, order, out_chunks,
         mode=mode, cval=cval, output=obj.dtype, sigma=sigma)
+    if final is not None:
+        out = out.rechunk(final)
     return _wrap(obj, geo, out, new_scale, new_trans, was_gpu)
 
 
@@ -408,8 +436,7 @@ def _pull(obj: xr.DataArray, geo: Geometry, a_pull: np.ndarray, b_pull: np.ndarr
     if anti_alias and order >= 1:
         sigma[pos] = [anti_alias_sigma(k) for k in pull_reduction(m_sp)]
     _check_size(shape, np.dtype(obj.dtype), chunks, max_bytes)
-    data, was_gpu = _run_on(device, _dask_data(obj))
-    out_chunks = _out_chunks(chunks, geo.dims, shape, data)
+    data, was_gpu, out_chunks, final = _prepare(obj, device, chunks, geo.dims, shape)
     axes_pl = None if planes is None else [geo.dims.index(d) for d in planes]
     if sigma.any():
         out = ndinterp.smoothed_affine(data, matrix, offset, shape, order, out_chunks,
@@ -419,6 +446,8 @@ def _pull(obj: xr.DataArray, geo: Geometry, a_pull: np.ndarray, b_pull: np.ndarr
         out = ndinterp.affine_transform(data, matrix, offset, shape, order, out_chunks,
                                         mode=mode, cval=cval, prefilter=prefilter,
                                         output=obj.dtype, planes=axes_pl)
+    if final is not None:
+        out = out.rechunk(final)
     return _wrap(obj, geo, out, dict(zip(spatial, s_out.tolist(), strict=True)),
                  dict(zip(spatial, t_out.tolist(), strict=True)), was_gpu)
 
