@@ -616,19 +616,6 @@ def _map_cval_fix(block: Any, coords: Any, n_in: tuple[int, ...], order: int, cv
     return block
 
 
-def _map_block(parts: Any, coords: Any, lo: np.ndarray, order: int, mode: str, cval: float,
-               prefilter: bool, dtype: np.dtype) -> Any:
-    region = _assemble(parts)
-    xp = array_module(region)
-    ndi = ndimage_module(region)
-    cdtype = _compute_dtype(np.dtype(region.dtype), dtype, is_cupy(region))
-    local = xp.asarray(coords, dtype=np.float64) - xp.asarray(lo, dtype=np.float64).reshape(
-        (-1,) + (1,) * (np.ndim(coords) - 1))
-    out = ndi.map_coordinates(region, local, order=order, mode=mode, cval=cval,
-                              prefilter=prefilter, output=cdtype)
-    return _cast(out, dtype)
-
-
 def _separable_block(parts: Any, tables: Sequence[Any], cval: float, dtype: np.dtype,
                      sigma: Sequence[float] | None, mode: str, truncate: float) -> Any:
     """Axis-aligned path: 1-D interpolation along each axis of one input region.
