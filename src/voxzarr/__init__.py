@@ -14,6 +14,7 @@ import sys as _sys
 from importlib import import_module as _import_module
 from typing import Any as _Any
 
+from . import _registry
 from .errors import (
     ChunkError,
     ConversionError,
@@ -48,6 +49,12 @@ _LAZY: dict[str, tuple[str, str]] = {
     "open_halo": ("voxzarr.halo", "open_halo"),
     "open_series": ("voxzarr.series", "open_series"),
 }
+
+
+# Layer wiring: where a lower layer must call an implementation above it, it finds it in a
+# registry (voxzarr._registry) that the package fills here, lazily, so imports only go down.
+# Halo storage knows voxel depths only; the filter layer turns `for_filter=` into depths.
+_registry.HALO_DEPTH_RULES.register("filter", "voxzarr.filters:halo_depth_rule")
 
 
 def __getattr__(name: str) -> _Any:

@@ -125,9 +125,11 @@ class VoxAccessor:
     def to_halo(self, location: Any, depth: Any = None, for_filter: Any = None,
                 **kwargs: Any) -> Any:
         """Store overlap-halo chunks beside the image; see :func:`voxzarr.halo.write_halo`."""
+        from .filters import halo_depth_rule
         from .halo import write_halo
 
-        return write_halo(self._obj, location, depth=depth, for_filter=for_filter, **kwargs)
+        rule = None if for_filter is None else halo_depth_rule(for_filter)
+        return write_halo(self._obj, location, depth=depth, for_filter=rule, **kwargs)
 
     def find_halo_depth(self, fn: Callable[..., Any], max_depth: int = 64,
                         **kwargs: Any) -> Any:

@@ -447,7 +447,9 @@ def _setup_halo(p: argparse.ArgumentParser):
         if not args.check:
             for_filter = None
             if args.filter_name:
-                for_filter = (args.filter_name, _filter_params(args.param))
+                from .filters import halo_depth_rule
+
+                for_filter = halo_depth_rule((args.filter_name, _filter_params(args.param)))
             elif args.param:
                 raise VoxzarrError("--param needs --filter", field="--param")
             levels: Any = args.levels

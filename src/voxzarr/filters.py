@@ -52,8 +52,10 @@ __all__ = [
     "FilterChain",
     "FilterSpec",
     "FilterStep",
+    "HaloDepthRule",
     "apply_filter",
     "filter_radius",
+    "halo_depth_rule",
     "prepare_filter",
     "register_filter",
 ]
@@ -561,6 +563,49 @@ def _to_voxels(spec: FilterSpec, p: dict[str, Any], dims: tuple[str, ...],
 def filter_radius(name: Any, dims: Sequence[str], **params: Any) -> tuple[int, ...]:
     """Exact halo radius per spatial axis that a filter or chain needs."""
     return prepare_filter(name, dims, **params).radius
+
+
+def _halo_spec(for_filter: Any) -> tuple[Any, dict[str, Any]]:
+    """``(name-or-chain, params)`` from ``"median"``, ``("gaussian", {...})`` or a chain."""
+    if isinstance(for_filter, str):
+        return for_filter, {}
+    if (isinstance(for_filter, Sequence) and len(for_filter) == 2
+            and isinstance(for_filter[0], str) and isinstance(for_filter[1], Mapping)):
+        return for_filter[0], dict(for_filter[1])
+    return for_filter, {}
+
+
+@dataclass(frozen=True, eq=False)
+class HaloDepthRule:
+    """The halo a filter (or chain) needs on one level of an image, for ``to_halo``.
+
+    Called with a level's ``(dims, voxel_size)``, it returns the filter's exact radius per
+    dim (0 on ``t`` and ``c``) and the boundary mode named in the params (``None`` if none);
+    sigmas with ``"units": "physical"`` are converted with that level's voxel size. This is
+    how ``for_filter=`` becomes voxel depths: halo storage knows depths only.
+    """
+
+    name: Any
+    params: Mapping[str, Any]
+
+    def __call__(self, dims: tuple[str, ...], voxel_size: Mapping[str, float]
+                 ) -> tuple[tuple[int, ...], str | None]:
+        params = dict(self.params)
+        mode = params.pop("mode", None)
+        params.pop("cval", None)
+        spatial = tuple(d for d in dims if d in SPATIAL)
+        chain = prepare_filter(self.name, spatial, voxel_size=voxel_size, **params)
+        it = iter(chain.radius)
+        return tuple(next(it) if d in SPATIAL else 0 for d in dims), mode
+
+
+def halo_depth_rule(for_filter: Any) -> HaloDepthRule:
+    """The depth rule for ``for_filter=``: ``"median"``, ``("gaussian", {"sigma": 5})`` or a
+    chain ``[(name, params), ...]`` (see :func:`voxzarr.halo.write_halo`)."""
+    if isinstance(for_filter, HaloDepthRule):
+        return for_filter
+    name, params = _halo_spec(for_filter)
+    return HaloDepthRule(name, params)
 
 
 class _Kernel:

@@ -14,7 +14,7 @@ import os
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +27,7 @@ import zarr.storage
 
 from .. import _store
 from .._progress import progress
+from .._registry import HALO_DEPTH_RULES
 from ..coords import SPATIAL
 from ..errors import HaloError, MetadataError, StaleHaloError, StoreError, VoxzarrError
 from ..io import read_multiscale_metadata, resolve_image_group
@@ -274,37 +275,28 @@ def _depth_vector(depth: Any, dims: tuple[str, ...]) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _filter_steps(for_filter: Any) -> tuple[Any, dict[str, Any]]:
-    """``(name-or-chain, params)`` from ``"median"``, ``("gaussian", {...})`` or a chain."""
-    if isinstance(for_filter, str):
-        return for_filter, {}
-    if (isinstance(for_filter, Sequence) and len(for_filter) == 2
-            and isinstance(for_filter[0], str) and isinstance(for_filter[1], Mapping)):
-        return for_filter[0], dict(for_filter[1])
-    return for_filter, {}
+#: ``rule(dims, voxel_size) -> (depth per dim, boundary mode or None)``: the halo one level
+#: needs, given that level's voxel size. Halo storage knows voxel depths only; the filter layer
+#: turns ``for_filter=("gaussian", {...})`` into such a rule
+#: (:func:`voxzarr.filters.halo_depth_rule`, found through :mod:`voxzarr._registry`).
+DepthRule = Callable[[tuple[str, ...], Mapping[str, float]], tuple[tuple[int, ...], str | None]]
 
 
-def filter_depth(for_filter: Any, dims: tuple[str, ...], scale: Mapping[str, float]
-                 ) -> tuple[tuple[int, ...], str | None]:
-    """Depth per dim a filter (or chain) needs, and its boundary mode if it names one."""
-    from ..filters import prepare_filter
-
-    name, params = _filter_steps(for_filter)
-    mode = params.pop("mode", None)
-    params.pop("cval", None)
-    spatial = tuple(d for d in dims if d in SPATIAL)
-    chain = prepare_filter(name, spatial, voxel_size=scale, **params)
-    it = iter(chain.radius)
-    return tuple(next(it) if d in SPATIAL else 0 for d in dims), mode
+def depth_rule(for_filter: Any) -> DepthRule:
+    """The depth rule for ``for_filter``: a rule (callable) as it is, a filter spec through
+    the registered filter layer."""
+    if callable(for_filter):
+        return for_filter
+    return HALO_DEPTH_RULES.get("filter")(for_filter)
 
 
-def resolve_depth(depth: Any, for_filter: Any, dims: tuple[str, ...],
+def resolve_depth(depth: Any, rule: DepthRule | None, dims: tuple[str, ...],
                   scale: Mapping[str, float]) -> tuple[tuple[int, ...], str | None]:
-    """The stored depth per dim from ``depth`` and/or ``for_filter`` (checked to suffice)."""
-    if depth is None and for_filter is None:
+    """The stored depth per dim from ``depth`` and/or a depth ``rule`` (checked to suffice)."""
+    if depth is None and rule is None:
         raise HaloError("give depth= (voxels per axis) or for_filter=(name, params)",
                         field="depth")
-    need, mode = (None, None) if for_filter is None else filter_depth(for_filter, dims, scale)
+    need, mode = (None, None) if rule is None else rule(dims, scale)
     if depth is None:
         assert need is not None
         return need, mode
@@ -408,7 +400,9 @@ def write_halo(
         ``(name, params)`` of a registered filter, or a chain ``[(name, params), ...]``:
         its exact radius becomes the depth (sigmas with ``"units": "physical"`` use each
         level's voxel size). With ``depth`` as well, ``depth`` must be at least that.
-        ``"mode": "wrap"`` in the params makes the spatial axes periodic.
+        ``"mode": "wrap"`` in the params makes the spatial axes periodic. The filter layer
+        resolves the spec (:func:`voxzarr.filters.halo_depth_rule`); a :data:`DepthRule`
+        (any callable ``(dims, voxel_size) -> (depth, mode)``) is taken as it is.
     levels
         ``"all"`` (default), one level (index or path) or a list of them.
     periodic
@@ -432,12 +426,13 @@ def write_halo(
     group, where = open_image_group(location, writable=True, storage_options=storage_options)
     ms, _ = read_multiscale_metadata(group, where)
     wanted = _levels_list(levels, ms, where)
+    rule = None if for_filter is None else depth_rule(for_filter)
     plans = []
     for lv in wanted:
         _, path, src = level_array(group, where, lv)
         level_meta = ms.level(path)
         scale = {d: s for d, s in zip(ms.dims, level_meta.scale, strict=True) if d != "c"}
-        dvec, mode = resolve_depth(depth, for_filter, ms.dims, scale)
+        dvec, mode = resolve_depth(depth, rule, ms.dims, scale)
         per = _periodic(periodic, ms.dims, mode)
         core = _core_chunks(chunks, ms.dims, src)
         plans.append((path, src, dvec, per, core))
