@@ -29,7 +29,7 @@ def test_registries_match_the_listed_choices():
     from voxzarr._downsample import METHODS
     from voxzarr.filters import FILTERS, MODES
     from voxzarr.ndinterp import MODES as RESAMPLE_MODES
-    from voxzarr.plot import SERIES_MAP_STATS
+    from voxzarr.series.figures import SERIES_MAP_STATS
 
     assert set(cli.FILTER_NAMES) == set(FILTERS)
     assert set(cli.PYRAMID_METHODS) == set(METHODS) | {"stride"}

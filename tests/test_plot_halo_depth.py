@@ -41,3 +41,24 @@ def test_halo_depth_figure_needs_depths():
     report = img.vox.find_halo_depth(lambda a: a, max_depth=2, tile=4)
     with pytest.raises(vz.VoxzarrError):
         report.figure(img, lambda a: a, depths=[])
+
+
+def test_report_computes_and_plot_draws():
+    from voxzarr.plot import halo_depth_figure, seam_figure
+
+    rng = np.random.default_rng(4)
+    img = vz.from_array(rng.random((24, 24)).astype("float32"), "yx", voxel_size=1)
+
+    def fn(a):
+        return ndimage.uniform_filter(a, 3)
+
+    report = img.vox.find_halo_depth(fn, max_depth=4, tile=8)
+    diffs = report.seam_differences(img, fn)
+    assert sorted(diffs) == sorted(report.max_diff)
+    assert {d: float(v.max()) for d, v in diffs.items()}[report.depth] == 0.0
+    fig = seam_figure(diffs, tile=report.tile, dims=("y", "x"), seam_free=report.depth)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title().startswith("depth ")]
+    assert titles == [ax.get_title() for ax in report.figure(img, fn).axes
+                      if ax.get_title().startswith("depth ")]
+    with pytest.warns(DeprecationWarning, match="report.figure"):
+        halo_depth_figure(report, img, fn)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 import voxzarr as vz  # noqa: E402
 from voxzarr.errors import VoxzarrError  # noqa: E402
-from voxzarr.plot import _grid_voxels  # noqa: E402
+from voxzarr.series.figures import grid_voxels  # noqa: E402
 
 VS = {"t": 0.5, "y": 0.2, "x": 0.3}
 
@@ -85,7 +85,7 @@ def test_default_voxels_are_a_grid():
 @given(st.lists(st.integers(1, 9), min_size=1, max_size=3), st.integers(1, 30))
 def test_grid_voxels_distinct_in_range(shape, n):
     sizes = {d: s for d, s in zip("zyx"[-len(shape):], shape, strict=True)}
-    pos = _grid_voxels(sizes, n)
+    pos = grid_voxels(sizes, n)
     total = int(np.prod(shape))
     assert set(pos) == set(sizes)
     points = set(zip(*(pos[d].tolist() for d in sizes), strict=True))
@@ -222,3 +222,34 @@ def test_real_timelapse(data_dir, tmp_path):
     np.testing.assert_allclose(ax.images[0].get_extent(), (-0.1, 51.1, 51.1, -0.1))
     fig.savefig(tmp_path / "map.png")
     assert (tmp_path / "map.png").stat().st_size > 0
+
+
+# --------------------------------------------------------------------------- drawing only
+def test_plot_draws_what_it_is_given():
+    """voxzarr.plot only draws: the series object chooses the voxels and computes."""
+    from voxzarr.plot import map_figure, traces_figure
+
+    a, img = _movie()
+    voxels = {"y": np.array([3, 0]), "x": np.array([5, 1])}
+    values = np.stack([a[:, 3, 5], a[:, 0, 1]])
+    ax, lines = _lines(traces_figure(img, voxels, values, ylabel="z"))
+    assert [list(line.get_ydata()) for line in lines] == [list(v) for v in values]
+    assert ax.get_ylabel() == "z"
+    fig = map_figure(img.mean("t"), "my map")
+    assert fig.axes[-1].get_ylabel() == "my map"  # the colour bar
+
+
+def test_old_plot_functions_warn_and_match():
+    from voxzarr.plot import series_map_figure, series_traces_figure
+
+    a, img = _movie()
+    voxels = [{"y": 3, "x": 5}]
+    with pytest.warns(DeprecationWarning, match="series.plot"):
+        old = series_traces_figure(img, voxels, normalize="dff")
+    new = img.vox.series.plot(voxels, normalize="dff")
+    np.testing.assert_array_equal(_lines(old)[1][0].get_ydata(), _lines(new)[1][0].get_ydata())
+    with pytest.warns(DeprecationWarning, match="map_figure"):
+        old = series_map_figure(img, "std")
+    new = img.vox.series.map_figure("std")
+    np.testing.assert_array_equal(_image_axes(old)[0].images[0].get_array(),
+                                  _image_axes(new)[0].images[0].get_array())

@@ -680,10 +680,8 @@ def _setup_series_map(p: argparse.ArgumentParser):
     p.add_argument("--overwrite", action="store_true", help="replace an existing picture")
 
     def run(args: argparse.Namespace) -> int:
-        from .plot import series_map_figure
-
         ser = _select(_open_level(args.path, "0"), args.select)
-        fig = series_map_figure(ser, args.stat)
+        fig = ser.vox.series.map_figure(args.stat)
         _save_figure(fig, args.out, args.overwrite)
         print(f"wrote {args.out}: {args.stat} over t of {args.path}")
         return 0
@@ -712,10 +710,8 @@ def _setup_series_traces(p: argparse.ArgumentParser):
     p.add_argument("--overwrite", action="store_true", help="replace an existing picture")
 
     def run(args: argparse.Namespace) -> int:
-        from .plot import series_traces_figure
-
         ser = _select(_open_level(args.path, "0"), args.select)
-        fig = series_traces_figure(ser, args.voxel, args.n, args.normalize)
+        fig = ser.vox.series.plot(args.voxel, args.n, args.normalize)
         _save_figure(fig, args.out, args.overwrite)
         print(f"wrote {args.out}: traces of {args.path}")
         return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,11 +29,14 @@ from .errors import GeometryError, OverwriteError, VoxzarrError
 
 __all__ = [
     "halo_depth_figure",
+    "map_figure",
     "nice_length",
     "projections",
+    "seam_figure",
     "series_map_figure",
     "series_traces_figure",
     "to_pngs",
+    "traces_figure",
     "unit_symbol",
 ]
 
@@ -662,132 +666,66 @@ def _slab_depth(stack: xr.DataArray, dim: str) -> int:
     return max(1, min(depth, cap))
 
 
-def halo_depth_figure(report: Any, img: xr.DataArray, fn: Any,
-                      depths: Sequence[int] | None = None) -> Figure:
-    """Draw the seam experiment behind a :class:`~voxzarr.halo.depth.HaloDepthReport`.
+def seam_figure(diffs: Mapping[int, np.ndarray], *, tile: Sequence[int],
+                dims: Sequence[str], seam_free: int | None = None) -> Figure:
+    """Draw a seam experiment: ``|tiled - untiled|`` for each halo depth.
 
-    For each depth (default: every depth the report tried), ``fn`` runs tile by tile over
-    the report's first sample region with that halo depth and is compared with ``fn`` on the
-    whole region. One panel per depth shows ``|tiled - untiled|`` on the region's middle plane
-    (seams show up as lines along tile borders), titled with the sum of the differences over
-    the whole region; a last panel plots that sum against depth (log scale).
+    Parameters
+    ----------
+    diffs
+        ``{depth: |tiled - untiled|}``, each an array over one region (as
+        :meth:`voxzarr.halo.HaloDepthReport.seam_differences` gives).
+    tile, dims
+        The tile shape and the region's dims, for titles and axis labels.
+    seam_free
+        The smallest seam-free depth, marked on the curve (``None``: none found).
+
+    One panel per depth shows the difference on the region's middle plane (seams show up as
+    lines along tile borders), titled with the sum of the differences over the whole region;
+    a last panel plots that sum against depth (log scale).
     """
-    from .halo.depth import tiled_apply
-
-    dims = report.dims or tuple(str(d) for d in img.dims)
-    depths = sorted(report.max_diff) if depths is None else sorted(depths)
+    depths = sorted(diffs)
     if not depths:
-        raise VoxzarrError("the report tried no depth", field="depths")
-    region = report.regions[0]
-    x = np.asarray(img[region].values)
-    ref = np.asarray(fn(x), dtype=np.float64)
-    diffs, sums = [], []
-    for d in depths:
-        depth = [d if name in SPATIAL else 0 for name in dims]
-        diff = np.abs(tiled_apply(x, fn, report.tile, depth).astype(np.float64) - ref)
-        diffs.append(diff)
-        sums.append(float(diff.sum()))
+        raise VoxzarrError("no depth to draw", field="depths")
+    sums = [float(diffs[d].sum()) for d in depths]
+    first = diffs[depths[0]]
     # the middle plane of every leading axis: a 2-D view of the last two axes
-    mid = tuple(n // 2 for n in x.shape[:-2])
-    vmax = max(float(d[mid].max()) for d in diffs) or 1.0
+    mid = tuple(n // 2 for n in first.shape[:-2])
+    vmax = max(float(diffs[d][mid].max()) for d in depths) or 1.0
     n = len(depths) + 1
     cols = min(n, 4)
     rows = math.ceil(n / cols)
     fig = Figure(figsize=(3.2 * cols, 3.0 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    for ax, d, diff, total in zip(axes, depths, diffs, sums, strict=False):
-        ax.imshow(diff[mid], cmap="magma", vmin=0, vmax=vmax, interpolation="nearest")
+    for ax, d, total in zip(axes, depths, sums, strict=False):
+        ax.imshow(diffs[d][mid], cmap="magma", vmin=0, vmax=vmax, interpolation="nearest")
         ax.set_title(f"depth {d}: sum |diff| = {total:.4g}", fontsize=9)
         ax.set_xlabel(f"{dims[-1]} (voxels)")
         ax.set_ylabel(f"{dims[-2]} (voxels)")
     ax = axes[len(depths)]
-    ax.plot(depths, [max(s, 1e-12) for s in sums], marker="o")
+    ax.plot(depths, [max(v, 1e-12) for v in sums], marker="o")
     ax.set_yscale("log")
     ax.set_xlabel("halo depth (voxels)")
     ax.set_ylabel("sum |tiled - untiled|")
-    if report.depth is not None:
-        ax.axvline(report.depth, color="tab:green", linestyle="--",
-                   label=f"seam-free at {report.depth}")
+    if seam_free is not None:
+        ax.axvline(seam_free, color="tab:green", linestyle="--",
+                   label=f"seam-free at {seam_free}")
         ax.legend(fontsize=8)
     for extra in axes[len(depths) + 1:]:
         extra.set_axis_off()
-    fig.suptitle(f"tiles {report.tile}: |tiled - untiled| by halo depth")
+    fig.suptitle(f"tiles {tuple(tile)}: |tiled - untiled| by halo depth")
     return fig
 
 
+def halo_depth_figure(report: Any, img: xr.DataArray, fn: Any,
+                      depths: Sequence[int] | None = None) -> Figure:
+    """Deprecated: use ``report.figure(img, fn, depths)`` (this calls it)."""
+    warnings.warn("voxzarr.plot.halo_depth_figure is deprecated; use "
+                  "report.figure(img, fn, depths)", DeprecationWarning, stacklevel=2)
+    return report.figure(img, fn, depths)
+
+
 # --------------------------------------------------------------------------- series figures
-#: per-voxel statistics that :func:`series_map_figure` can draw by name
-SERIES_MAP_STATS = ("mean", "std", "var", "min", "max", "sum", "median")
-
-#: y-axis label for each normalisation of :func:`series_traces_figure`
-_TRACE_YLABEL = {None: "intensity", "dff": "dF/F", "zscore": "z-score"}
-
-
-def _even_picks(total: int, n: int) -> np.ndarray:
-    """``n`` indices spread evenly over ``range(total)`` (both ends included)."""
-    return np.unique(np.round(np.linspace(0, total - 1, min(n, total))).astype(np.intp))
-
-
-def _grid_voxels(sizes: Mapping[str, int], n: int) -> dict[str, np.ndarray]:
-    """``n`` voxel positions on a regular grid over ``sizes``, one index array per dim.
-
-    Points per axis grow on the axis with the widest gaps until the grid holds ``n``; each
-    point is the centre of its grid cell; ``n`` of the grid points are then taken evenly
-    in storage order.
-    """
-    dims = list(sizes)
-    k = {d: 1 for d in dims}
-    while math.prod(k.values()) < n:
-        room = [d for d in dims if k[d] < sizes[d]]
-        if not room:
-            break
-        widest = max(room, key=lambda d: sizes[d] / k[d])
-        k[widest] += 1
-    axes = [np.floor((np.arange(k[d]) + 0.5) * sizes[d] / k[d]).astype(np.intp) for d in dims]
-    grid = np.stack([g.ravel() for g in np.meshgrid(*axes, indexing="ij")])
-    pick = _even_picks(grid.shape[1], n)
-    return {d: grid[i, pick] for i, d in enumerate(dims)}
-
-
-def _choose_voxels(ser: xr.DataArray, voxels: Any, n: int) -> dict[str, np.ndarray]:
-    """Voxel indices (one integer array per voxel dim) from dicts, a mask, or a grid."""
-    from .series import SeriesAnalysis
-
-    vox_dims = [str(d) for d in ser.dims if d not in ("t", "c")]
-    if int(n) < 1:
-        raise VoxzarrError(f"n must be >= 1, got {n}", field="n")
-    if voxels is None:
-        return _grid_voxels({d: ser.sizes[d] for d in vox_dims}, int(n))
-    if isinstance(voxels, xr.DataArray):
-        mask = np.asarray(SeriesAnalysis(ser)._spatial_array(voxels, "voxels").values)
-        if mask.dtype != bool:
-            raise VoxzarrError(f"a voxels mask must be boolean, got {mask.dtype}",
-                               field="voxels")
-        spatial = [str(d) for d in ser.dims if d in SPATIAL]
-        pos = np.nonzero(mask)
-        if pos[0].size == 0:
-            raise VoxzarrError("the voxels mask selects no voxel", field="voxels")
-        pick = _even_picks(pos[0].size, int(n))
-        return {d: p[pick] for d, p in zip(spatial, pos, strict=True)}
-    if isinstance(voxels, Mapping) or not isinstance(voxels, Sequence) or not voxels:
-        raise VoxzarrError("voxels must be a non-empty list of index dicts such as "
-                           "[{'y': 3, 'x': 5}] or a boolean mask DataArray", field="voxels")
-    out: dict[str, list[int]] = {d: [] for d in vox_dims}
-    for i, v in enumerate(voxels):
-        if not isinstance(v, Mapping) or set(v) != set(vox_dims):
-            got = sorted(v) if isinstance(v, Mapping) else type(v).__name__
-            raise VoxzarrError(f"voxels[{i}] must name exactly {vox_dims}, got {got}",
-                               field="voxels")
-        for d in vox_dims:
-            size = ser.sizes[d]
-            idx = int(v[d])
-            if not -size <= idx < size:
-                raise VoxzarrError(f"voxels[{i}]: {d}={idx} out of range for {size}",
-                                   field="voxels")
-            out[d].append(idx % size)
-    return {d: np.asarray(p, dtype=np.intp) for d, p in out.items()}
-
-
 def _position_label(ser: xr.DataArray, geo: Geometry, idx: Mapping[str, int]) -> str:
     """``"y=1.3 µm, x=2.6 µm"``: a voxel's position from the coordinates (pixels without)."""
     parts = []
@@ -800,59 +738,35 @@ def _position_label(ser: xr.DataArray, geo: Geometry, idx: Mapping[str, int]) ->
     return ", ".join(parts)
 
 
-def series_traces_figure(
+def traces_figure(
     ser: xr.DataArray,
-    voxels: Any = None,
-    n: int = 8,
-    normalize: str | None = None,
+    voxels: Mapping[str, np.ndarray],
+    values: np.ndarray,
     *,
+    ylabel: str = "intensity",
     ax: Any = None,
     figsize: tuple[float, float] = (7.0, 4.0),
     title: str | None = None,
 ) -> Figure:
-    """Time series of a few voxels against the ``t`` coordinate (a matplotlib Figure).
+    """Draw time series of a few voxels against the ``t`` coordinate (a matplotlib Figure).
 
     Parameters
     ----------
     ser
-        Image or series store with a ``t`` axis (``ser.vox.series.plot`` calls this).
+        The image or series the traces come from: only its coordinates, units, channel
+        labels and name are used (for the legend, the axis labels and the title), no data.
     voxels
-        Which voxels: a list of index dicts naming every spatial axis
-        (``[{"y": 3, "x": 5}, ...]``), or a boolean mask over the spatial axes (when it
-        selects more than ``n`` voxels, ``n`` of them evenly spaced in storage order are
-        drawn). Default: ``n`` voxels on a regular grid over the image (cell centres, more
-        points along the longer axes), chosen from the shape alone, so no data are read to
-        choose them.
-    n
-        How many voxels to draw when ``voxels`` is not a list (default 8).
-    normalize
-        ``None`` (raw values), ``"dff"`` (dF/F with the 20th-percentile baseline of
-        :meth:`SeriesAnalysis.dff`) or ``"zscore"`` (:meth:`SeriesAnalysis.zscore`).
-    ax
-        Draw into an existing Axes.
+        The drawn voxels' indices, one integer array per voxel dim.
+    values
+        Their series, shape ``(voxel, [c,] t)`` (``c`` when ``ser`` has a ``c`` axis).
+    ylabel, ax, figsize, title
+        Label of the y axis; draw into an existing Axes; figure size; title.
 
-    Only the chosen voxels' series are read (a dask point selection), never the whole
-    movie. Images with a ``c`` axis give one line per voxel and channel. The legend names
-    each voxel by its physical position; the x axis is the ``t`` coordinate in its unit.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
+    The legend names each voxel by its physical position (one line per voxel and channel);
+    the x axis is the ``t`` coordinate in its unit. ``ser.vox.series.plot`` chooses the
+    voxels, reads and normalises the series, and calls this.
     """
-    from .series import SeriesAnalysis
-
-    if "t" not in ser.dims:
-        raise VoxzarrError(f"series traces need a 't' axis, got dims {ser.dims}", field="dims")
-    if normalize not in _TRACE_YLABEL:
-        raise VoxzarrError(f"unknown normalize {normalize!r}; choose None, 'dff' or 'zscore'",
-                           field="normalize")
     geo = geometry(ser)
-    idx = _choose_voxels(ser, voxels, n)
-    picked = ser.isel({d: xr.DataArray(p, dims="voxel") for d, p in idx.items()})
-    picked = picked.transpose("voxel", *(["c"] if "c" in ser.dims else []), "t")
-    if normalize is not None:
-        picked = getattr(SeriesAnalysis(picked), normalize)().transpose(*picked.dims)
-    (values,) = _compute(picked)
     times = (np.asarray(ser.coords["t"].values, dtype=np.float64) if "t" in ser.coords
              else np.arange(ser.sizes["t"], dtype=np.float64))
     names = _channel_names(ser)
@@ -862,13 +776,13 @@ def series_traces_figure(
     else:
         fig = ax.figure
     for k in range(values.shape[0]):
-        where = _position_label(ser, geo, {d: int(p[k]) for d, p in idx.items()})
+        where = _position_label(ser, geo, {d: int(p[k]) for d, p in voxels.items()})
         rows = values[k] if names else values[k][None]
         for c, row in enumerate(rows):
             label = f"{where}, c={names[c]}" if names else where
             ax.plot(times, row, lw=1.0, label=label)
     ax.set_xlabel(_label(geo, "t"))
-    ax.set_ylabel(_TRACE_YLABEL[normalize])
+    ax.set_ylabel(ylabel)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
               title="voxel", title_fontsize=8)
     if title is None:
@@ -877,9 +791,9 @@ def series_traces_figure(
     return fig
 
 
-def series_map_figure(
-    ser: xr.DataArray,
-    stat: str | xr.DataArray = "mean",
+def map_figure(
+    smap: xr.DataArray,
+    label: str,
     *,
     cmap: str = "viridis",
     vmin: float | None = None,
@@ -890,59 +804,42 @@ def series_map_figure(
     figsize: tuple[float, float] | None = None,
     title: str | None = None,
 ) -> Figure:
-    """A per-voxel map at true physical aspect with axis labels in units and a colour bar.
+    """Draw a per-voxel map at true physical aspect with axis labels in units and a colour bar.
 
     Parameters
     ----------
-    ser
-        Image or series store with a ``t`` axis (``ser.vox.series.map_figure`` calls this).
-    stat
-        A statistic over time computed per voxel (``"mean"``, ``"std"``, ``"var"``,
-        ``"min"``, ``"max"``, ``"sum"``, ``"median"``, as the ``*_map`` methods of
-        :class:`~voxzarr.series.SeriesAnalysis`), or a map already made: a DataArray over
-        the spatial axes (without ``t``; missing coordinates are taken from ``ser``).
+    smap
+        The map over the spatial axes, with its coordinates.
+    label
+        What the map shows: the colour bar's label (and the title without ``title``).
     reduce
         For 3-D maps: the projection drawn (``"max"``, ``"mean"``, ``"min"``) as
         orthogonal views (see :func:`projections`).
     cmap, vmin, vmax, scale_bar, ax, figsize, title
         As :func:`projections`.
 
-    A map of a ``c``-axis image must be reduced to one channel first (``ser.isel(c=0)``).
-
-    Returns
-    -------
-    matplotlib.figure.Figure
+    ``ser.vox.series.map_figure`` computes the map and calls this.
     """
-    from .series import SeriesAnalysis
-
-    if isinstance(stat, xr.DataArray):
-        smap, what = stat, str(stat.name or "map")
-        if "t" in smap.dims:
-            raise VoxzarrError(f"a map has no 't' axis, got dims {smap.dims}", field="stat")
-    elif stat in SERIES_MAP_STATS:
-        smap = getattr(SeriesAnalysis(ser), f"{stat}_map")()
-        what = f"{stat} over t"
-    else:
-        raise VoxzarrError(f"unknown stat {stat!r}; choose from {SERIES_MAP_STATS} or give a "
-                           "DataArray map", field="stat")
-    # coordinates the map lacks, or holds without units (some reductions drop coordinate
-    # attrs), come from the series where they agree
-    smap = smap.assign_coords({
-        d: ser.coords[d] for d in smap.dims
-        if d in ser.coords and ser.sizes.get(d) == smap.sizes[d]
-        and (d not in smap.coords or ("units" not in smap.coords[d].attrs
-                                      and np.array_equal(smap.coords[d].values,
-                                                         ser.coords[d].values)))})
-    if "c" in smap.dims:
-        if smap.sizes["c"] != 1:
-            raise VoxzarrError("a map of several channels: select one first, e.g. "
-                               "ser.isel(c=0)", field="c")
-        smap = smap.isel(c=0)
     fig = projections(smap, reduce=reduce, cmap=cmap, vmin=vmin, vmax=vmax,
                       scale_bar=scale_bar, ax=ax, figsize=figsize,
-                      title=title if title is not None else f"{ser.name or 'series'}: {what}")
+                      title=title if title is not None else label)
     axes = [a for a in fig.axes if a.images]
     bar = fig.colorbar(axes[0].images[0], ax=axes, shrink=0.9)
-    bar.set_label(what)
+    bar.set_label(label)
     _thin_ticks(fig, axes)  # the colour bar narrows the panels
     return fig
+
+
+def series_traces_figure(ser: xr.DataArray, voxels: Any = None, n: int = 8,
+                         normalize: str | None = None, **kwargs: Any) -> Figure:
+    """Deprecated: use ``ser.vox.series.plot(voxels, n, normalize, ...)`` (this calls it)."""
+    warnings.warn("voxzarr.plot.series_traces_figure is deprecated; use "
+                  "ser.vox.series.plot(...)", DeprecationWarning, stacklevel=2)
+    return ser.vox.series.plot(voxels, n, normalize, **kwargs)
+
+
+def series_map_figure(ser: xr.DataArray, stat: Any = "mean", **kwargs: Any) -> Figure:
+    """Deprecated: use ``ser.vox.series.map_figure(stat, ...)`` (this calls it)."""
+    warnings.warn("voxzarr.plot.series_map_figure is deprecated; use "
+                  "ser.vox.series.map_figure(...)", DeprecationWarning, stacklevel=2)
+    return ser.vox.series.map_figure(stat, **kwargs)

@@ -54,12 +54,36 @@ class HaloDepthReport:
     def exact(self) -> bool:
         return self.depth is not None
 
+    def seam_differences(self, img: xr.DataArray, fn: Callable[[np.ndarray], Any],
+                         depths: Sequence[int] | None = None) -> dict[int, np.ndarray]:
+        """Rerun the seam experiment on the first sample region: ``{depth: |tiled - untiled|}``.
+
+        For each depth (default: every depth the report tried), ``fn`` runs tile by tile
+        over the region with that halo depth and is compared with ``fn`` on the whole region.
+        """
+        dims = self.dims or tuple(str(d) for d in img.dims)
+        depths = sorted(self.max_diff) if depths is None else sorted(depths)
+        if not depths:
+            raise HaloError("the report tried no depth", field="depths")
+        x = np.asarray(img[self.regions[0]].values)
+        ref = np.asarray(fn(x), dtype=np.float64)
+        out = {}
+        for d in depths:
+            depth = [d if name in SPATIAL else 0 for name in dims]
+            out[d] = np.abs(tiled_apply(x, fn, self.tile, depth).astype(np.float64) - ref)
+        return out
+
     def figure(self, img: xr.DataArray, fn: Callable[[np.ndarray], Any],
                depths: Sequence[int] | None = None) -> Any:
-        """The seam experiment as a figure; see :func:`voxzarr.plot.halo_depth_figure`."""
-        from ..plot import halo_depth_figure
+        """The seam experiment as a figure: one ``|tiled - untiled|`` panel per depth (on the
+        region's middle plane, titled with its sum) and the sums against depth; drawn by
+        :func:`voxzarr.plot.seam_figure` from :meth:`seam_differences`."""
+        from ..plot import seam_figure
 
-        return halo_depth_figure(self, img, fn, depths)
+        diffs = self.seam_differences(img, fn, depths)
+        return seam_figure(diffs, tile=self.tile,
+                           dims=self.dims or tuple(str(d) for d in img.dims),
+                           seam_free=self.depth)
 
     def __str__(self) -> str:
         tried = ", ".join(f"{d}: {v:.3g}" for d, v in sorted(self.max_diff.items()))

@@ -519,18 +519,59 @@ class SeriesAnalysis:
         return self._obj.isel(idx).transpose("voxel", "t")
 
     # ------------------------------------------------------------------ figures
-    def plot(self, voxels: Any = None, n: int = 8, normalize: str | None = None,
-             **kwargs: Any) -> Any:
-        """Sample traces against ``t`` (a Figure); see :func:`voxzarr.plot.series_traces_figure`."""
-        from ..plot import series_traces_figure
+    def plot(self, voxels: Any = None, n: int = 8, normalize: str | None = None, *,
+             ax: Any = None, figsize: tuple[float, float] = (7.0, 4.0),
+             title: str | None = None) -> Any:
+        """Time series of a few voxels against the ``t`` coordinate (a matplotlib Figure).
 
-        return series_traces_figure(self._obj, voxels, n, normalize, **kwargs)
+        Parameters
+        ----------
+        voxels
+            Which voxels: a list of index dicts naming every spatial axis
+            (``[{"y": 3, "x": 5}, ...]``), or a boolean mask over the spatial axes (when it
+            selects more than ``n`` voxels, ``n`` of them evenly spaced in storage order are
+            drawn). Default: ``n`` voxels on a regular grid over the image (cell centres,
+            more points along the longer axes), chosen from the shape alone, so no data are
+            read to choose them.
+        n
+            How many voxels to draw when ``voxels`` is not a list (default 8).
+        normalize
+            ``None`` (raw values), ``"dff"`` (dF/F with the 20th-percentile baseline of
+            :meth:`dff`) or ``"zscore"`` (:meth:`zscore`).
+        ax, figsize, title
+            Draw into an existing Axes; figure size; title.
 
-    def map_figure(self, stat: Any = "mean", **kwargs: Any) -> Any:
-        """A per-voxel map with a colour bar; see :func:`voxzarr.plot.series_map_figure`."""
-        from ..plot import series_map_figure
+        Only the chosen voxels' series are read (a dask point selection), never the whole
+        movie. Images with a ``c`` axis give one line per voxel and channel. The legend
+        names each voxel by its physical position; the x axis is the ``t`` coordinate in
+        its unit. Drawn by :func:`voxzarr.plot.traces_figure`.
+        """
+        from ..plot import traces_figure
+        from .figures import TRACE_NORMALIZE, trace_data
 
-        return series_map_figure(self._obj, stat, **kwargs)
+        idx, values = trace_data(self._obj, voxels, n, normalize)
+        return traces_figure(self._obj, idx, values, ylabel=TRACE_NORMALIZE[normalize],
+                             ax=ax, figsize=figsize, title=title)
+
+    def map_figure(self, stat: Any = "mean", *, title: str | None = None,
+                   **kwargs: Any) -> Any:
+        """A per-voxel map at true physical aspect with axis labels in units and a colour bar.
+
+        ``stat`` is a statistic over time computed per voxel (``"mean"``, ``"std"``,
+        ``"var"``, ``"min"``, ``"max"``, ``"sum"``, ``"median"``, as the ``*_map`` methods),
+        or a map already made: a DataArray over the spatial axes (without ``t``; missing
+        coordinates are taken from the series). A map of a ``c``-axis image must be reduced
+        to one channel first (``ser.isel(c=0)``). The other options (``cmap``, ``vmin``,
+        ``vmax``, ``reduce``, ``scale_bar``, ``ax``, ``figsize``) are those of
+        :func:`voxzarr.plot.map_figure`, which draws it.
+        """
+        from ..plot import map_figure
+        from .figures import map_data
+
+        smap, what = map_data(self._obj, stat)
+        if title is None:
+            title = f"{self._obj.name or 'series'}: {what}"
+        return map_figure(smap, what, title=title, **kwargs)
 
     # ------------------------------------------------------------------ general
     def map(self, fn: Callable[[np.ndarray], Any], *, vectorized: bool = False,
