@@ -18,8 +18,10 @@ from . import _registry
 from .errors import (
     ChunkError,
     ConversionError,
+    DependencyError,
     GeometryError,
     HaloError,
+    InvalidArgumentError,
     MetadataError,
     OverwriteError,
     PyramidError,
@@ -138,9 +140,11 @@ _register_accessors_with_xarray()
 __all__ = [
     "ChunkError",
     "ConversionError",
+    "DependencyError",
     "Geometry",
     "GeometryError",
     "HaloError",
+    "InvalidArgumentError",
     "MetadataError",
     "OverwriteError",
     "PyramidError",

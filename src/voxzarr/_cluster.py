@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .errors import VoxzarrError
+from .errors import DependencyError, InvalidArgumentError
 
 __all__ = ["cluster"]
 
@@ -22,8 +22,8 @@ def _distributed() -> Any:
     try:
         import distributed
     except ImportError:
-        raise VoxzarrError("needs the 'distributed' package: pip install 'voxzarr[distributed]'",
-                           field="--scheduler/--workers") from None
+        raise DependencyError("needs the 'distributed' package: pip install 'voxzarr[distributed]'",
+                              field="--scheduler/--workers") from None
     return distributed
 
 
@@ -51,7 +51,7 @@ def cluster(scheduler: str | None = None, workers: int | None = None,
         yield None
         return
     if workers is not None and workers < 1:
-        raise VoxzarrError(f"needs at least one worker, got {workers}", field="--workers")
+        raise InvalidArgumentError(f"needs at least one worker, got {workers}", field="--workers")
     distributed = _distributed()
     local = None
     try:
@@ -71,8 +71,8 @@ def cluster(scheduler: str | None = None, workers: int | None = None,
     except (OSError, TimeoutError) as err:
         if local is not None:
             local.close()
-        raise VoxzarrError(f"cannot reach the dask scheduler ({type(err).__name__}: {err})",
-                           path=scheduler, field="--scheduler") from None
+        raise InvalidArgumentError(f"cannot reach the dask scheduler ({type(err).__name__}: {err})",
+                                   path=scheduler, field="--scheduler") from None
     try:
         # current, not only default: a client already current in this context (a caller's
         # `with Client(...)`) would otherwise keep taking the work

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from .errors import VoxzarrError
+from .errors import InvalidArgumentError, VoxzarrError
 
 __all__ = ["main", "command", "build_parser"]
 
@@ -87,10 +87,10 @@ def _select(img: Any, items: Sequence[str] | None) -> Any:
     for item in items or []:
         dim, sep, text = item.partition("=")
         if not sep or not text.strip().lstrip("-").isdigit():
-            raise VoxzarrError(f"expected DIM=INDEX, found {item!r}", field="--select")
+            raise InvalidArgumentError(f"expected DIM=INDEX, found {item!r}", field="--select")
         if dim.strip() not in img.dims:
-            raise VoxzarrError(f"expected one of the image's axes {tuple(img.dims)}, found "
-                               f"{dim.strip()!r}", field="--select")
+            raise InvalidArgumentError(f"expected one of the image's axes {tuple(img.dims)}, found "
+                                       f"{dim.strip()!r}", field="--select")
         picks[dim.strip()] = int(text)
     return img.isel(picks) if picks else img
 
@@ -397,7 +397,7 @@ def _filter_params(items: Sequence[str] | None) -> dict[str, Any]:
     for item in items or []:
         key, sep, text = item.partition("=")
         if not sep or not key:
-            raise VoxzarrError(f"parameter {item!r} is not key=value", field="--param")
+            raise InvalidArgumentError(f"parameter {item!r} is not key=value", field="--param")
         try:
             value: Any = json.loads(text)
         except json.JSONDecodeError:
@@ -417,8 +417,8 @@ def _depth_arg(text: str) -> Any:
             return {k.strip(): int(v) for k, v in (p.split("=") for p in text.split(","))}
         return int(text)
     except ValueError:
-        raise VoxzarrError(f"depth must be N or dim=N,...; got {text!r}",
-                           field="--depth") from None
+        raise InvalidArgumentError(f"depth must be N or dim=N,...; got {text!r}",
+                                   field="--depth") from None
 
 
 @command("halo", "store overlap-halo chunks beside an image (one read per filtered chunk); "
@@ -451,7 +451,7 @@ def _setup_halo(p: argparse.ArgumentParser):
 
                 for_filter = halo_depth_rule((args.filter_name, _filter_params(args.param)))
             elif args.param:
-                raise VoxzarrError("--param needs --filter", field="--param")
+                raise InvalidArgumentError("--param needs --filter", field="--param")
             levels: Any = args.levels
             if levels != "all":
                 levels = [int(v) if v.isdigit() else v for v in levels.split(",")]
@@ -504,8 +504,8 @@ def _setup_filter(p: argparse.ArgumentParser):
 
         name = args.name or args.legacy_name
         if name is None:
-            raise VoxzarrError(f"expected a filter, found none: add --filter, one of "
-                               f"{', '.join(FILTER_NAMES)}", field="--filter")
+            raise InvalidArgumentError(f"expected a filter, found none: add --filter, one of "
+                                       f"{', '.join(FILTER_NAMES)}", field="--filter")
         args.name = name
         level: int | str = int(args.level) if args.level.isdigit() else args.level
         img = open_image(args.path, level=level)
@@ -563,9 +563,9 @@ def _setup_isotropic(p: argparse.ArgumentParser):
                            for d, n, c in zip(img.dims, shape, chunks, strict=True))
         elif args.chunks is not None:
             if len(args.chunks) != len(shape):
-                raise VoxzarrError(f"expected {len(shape)} chunk lengths for axes "
-                                   f"{''.join(img.dims)}, found {len(args.chunks)}",
-                                   field="--chunks")
+                raise InvalidArgumentError(f"expected {len(shape)} chunk lengths for axes "
+                                           f"{''.join(img.dims)}, found {len(args.chunks)}",
+                                           field="--chunks")
             chunks = tuple(min(c, n) for c, n in zip(args.chunks, shape, strict=True))
         # compute in the chunks that are stored, so each task writes whole zarr chunks
         iso = to_isotropic(img, target, order=args.order, mode=args.mode,

@@ -2,14 +2,23 @@
 
 Each error can name the store path and the metadata field (or array, chunk, argument) at
 fault, so a user sees *where* the problem is, not a traceback from deep inside a library.
-Subclasses also derive from the matching builtin (``ValueError``, ``KeyError``,
-``FileExistsError``) so generic ``except`` clauses keep working.
+Subclasses also derive from the matching builtin (``ValueError``, ``OSError``,
+``FileExistsError``, ``ImportError``) so generic ``except`` clauses keep working. voxzarr
+raises only these subclasses, never the bare base class (``tests/test_errors.py`` checks):
+
+- a bad argument is an :class:`InvalidArgumentError` (a ``ValueError``), or the more precise
+  subclass where one applies (:class:`GeometryError`, :class:`UnitError`, :class:`HaloError`,
+  :class:`PyramidError`, :class:`ConversionError`, ...);
+- :class:`ArgumentError` and :class:`ArgumentTypeError` are the interpolation arguments
+  that :mod:`scipy.ndimage` rejects with ``RuntimeError`` / ``TypeError``
+  (:mod:`voxzarr.ndinterp` raises them): they are also invalid arguments.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "VoxzarrError",
+    "InvalidArgumentError",
     "MetadataError",
     "GeometryError",
     "ArgumentError",
@@ -22,6 +31,7 @@ __all__ = [
     "HaloError",
     "StaleHaloError",
     "PyramidError",
+    "DependencyError",
 ]
 
 
@@ -53,6 +63,11 @@ class VoxzarrError(Exception):
         return f"{': '.join(where)}: {self.message}" if where else self.message
 
 
+class InvalidArgumentError(VoxzarrError, ValueError):
+    """An argument of a voxzarr function, method or command is invalid: a value out of range,
+    of the wrong kind, or not fitting the image it is used with. ``field`` names it."""
+
+
 class MetadataError(VoxzarrError, ValueError):
     """NGFF or voxzarr metadata is missing, malformed or contradicts itself."""
 
@@ -61,18 +76,19 @@ class GeometryError(VoxzarrError, ValueError):
     """Coordinates, voxel sizes or transforms are invalid (non-uniform, zero, NaN, ...)."""
 
 
-class ArgumentError(GeometryError, RuntimeError):
+class ArgumentError(InvalidArgumentError, GeometryError, RuntimeError):
     """An interpolation argument that :mod:`scipy.ndimage` rejects with ``RuntimeError``.
 
     Spline order, boundary mode, matrix, offset or coordinate shapes, array ranks. It is
-    also a :class:`GeometryError` (so a ``ValueError``), so both scipy-style
-    ``except RuntimeError`` and voxzarr-style handlers catch it.
+    also an :class:`InvalidArgumentError` and a :class:`GeometryError` (so a ``ValueError``),
+    so both scipy-style ``except RuntimeError`` and voxzarr-style handlers catch it.
     """
 
 
-class ArgumentTypeError(GeometryError, TypeError):
+class ArgumentTypeError(InvalidArgumentError, GeometryError, TypeError):
     """An interpolation argument of a type :mod:`scipy.ndimage` rejects with ``TypeError``
-    (complex coordinates); also a :class:`GeometryError`."""
+    (complex coordinates); also an :class:`InvalidArgumentError` and a
+    :class:`GeometryError`."""
 
 
 class UnitError(VoxzarrError, ValueError):
@@ -105,3 +121,7 @@ class StaleHaloError(HaloError):
 
 class PyramidError(VoxzarrError, ValueError):
     """A pyramid cannot be built as asked (bad factors, levels, method, dtype or device)."""
+
+
+class DependencyError(VoxzarrError, ImportError):
+    """An optional package (or device) that the call needs is not installed or not present."""

@@ -44,7 +44,7 @@ import xarray as xr
 
 from . import _kernels, _xp
 from .coords import SPATIAL, geometry
-from .errors import HaloError, StaleHaloError, VoxzarrError
+from .errors import HaloError, InvalidArgumentError, StaleHaloError, VoxzarrError
 
 __all__ = [
     "FILTERS",
@@ -118,8 +118,8 @@ def register_filter(name: str, prepare: Callable[..., Any], *, physical: Sequenc
 
 
 # --------------------------------------------------------------------------- parameter checks
-def _bad(msg: str, fld: str) -> VoxzarrError:
-    return VoxzarrError(msg, field=fld)
+def _bad(msg: str, fld: str) -> InvalidArgumentError:
+    return InvalidArgumentError(msg, field=fld)
 
 
 def _per_axis(value: Any, dims: tuple[str, ...], fld: str, *, integer: bool = False,

@@ -22,7 +22,7 @@ from zarr.core.sync import sync
 
 from . import _store
 from ._locate import bf2raw_series, canonical_dims, read_multiscale_metadata, resolve_image_group
-from .errors import VoxzarrError
+from .errors import StoreError, VoxzarrError
 from .ngff import layout_kind, ome_attrs
 
 __all__ = ["info", "format_info"]
@@ -232,7 +232,7 @@ def _image_summary(root: zarr.Group, path: str, where: str) -> dict[str, Any]:
     try:
         group = root[path]
         if not isinstance(group, zarr.Group):
-            raise VoxzarrError("is an array, expected an image group", path=where)
+            raise StoreError("is an array, expected an image group", path=where)
         ms, arrays = read_multiscale_metadata(group, where)
     except (KeyError, VoxzarrError) as err:  # one broken image must not hide the others
         return {"error": str(err) if isinstance(err, VoxzarrError) else f"missing {path!r}"}

@@ -34,7 +34,7 @@ from ._locate import (  # zarr-and-metadata only (what `voxzarr info` needs); re
 )
 from ._progress import progress
 from .coords import SPATIAL, combine_coords, geometry, make_coords, parse_dims
-from .errors import ChunkError, GeometryError, MetadataError, StoreError, VoxzarrError
+from .errors import ChunkError, GeometryError, InvalidArgumentError, MetadataError, StoreError
 from .ngff import Axis, Level, Multiscale, multiscales_attrs, wrap_ome
 from .ngff.emit import label_colors, label_values, levels_with_method
 
@@ -364,8 +364,8 @@ def _normalize_shape_arg(value: Any, dims: Sequence[str], shape: Sequence[int],
     else:
         out = tuple(int(v) for v in value)
     if len(out) != len(dims) or any(v < 1 for v in out):
-        raise VoxzarrError(f"needs {len(dims)} positive sizes for dims {tuple(dims)}, got "
-                           f"{value!r}", field=what)
+        raise InvalidArgumentError(f"needs {len(dims)} positive sizes for dims {tuple(dims)}, got "
+                                   f"{value!r}", field=what)
     return tuple(min(v, max(n, 1)) for v, n in zip(out, shape, strict=True))
 
 
@@ -471,10 +471,10 @@ def _levels_of(obj: xr.DataArray | xr.DataTree) -> list[tuple[str, xr.DataArray]
         ds = node.to_dataset()
         var = IMAGE_VAR if IMAGE_VAR in ds else next(iter(ds.data_vars), None)
         if var is None:
-            raise VoxzarrError(f"level {name!r} holds no image variable", field=name)
+            raise InvalidArgumentError(f"level {name!r} holds no image variable", field=name)
         levels.append((str(name), ds[var]))
     if not levels:
-        raise VoxzarrError("the DataTree has no level children", field="children")
+        raise InvalidArgumentError("the DataTree has no level children", field="children")
     return levels
 
 
@@ -532,7 +532,7 @@ def write_multiscale(
         raise MetadataError(f"cannot write NGFF {version!r}; choose '0.4' or '0.5'",
                             field="version")
     if version == "0.4" and shards is not None:
-        raise VoxzarrError("sharding needs zarr v3, i.e. NGFF 0.5", field="shards")
+        raise InvalidArgumentError("sharding needs zarr v3, i.e. NGFF 0.5", field="shards")
     zarr_format = 2 if version == "0.4" else 3
     if isinstance(levels, Sequence):  # all at hand: refuse mixed levels before writing
         _check_same(levels)
@@ -543,7 +543,7 @@ def write_multiscale(
     level_iter = iter(fused() if callable(fused) else levels)
     first = next(level_iter, None)
     if first is None:
-        raise VoxzarrError("no levels to write", field="levels")
+        raise InvalidArgumentError("no levels to write", field="levels")
     img0 = first[1]
     geos = [geometry(img0)]
     dims = geos[0].dims
@@ -682,8 +682,8 @@ def to_ome_zarr(
         for lname, limg in (labels or {}).items():
             for _, lv in _levels_of(limg):
                 if not np.issubdtype(lv.dtype, np.integer):
-                    raise VoxzarrError(f"label image {lname!r} must have an integer dtype, "
-                                       f"got {lv.dtype}", field=f"labels.{lname}")
+                    raise InvalidArgumentError(f"label image {lname!r} must have an integer dtype, "
+                                               f"got {lv.dtype}", field=f"labels.{lname}")
             where = zarr.storage.StorePath(store, f"labels/{lname}")
             lsources[lname] = (where, source(limg, where, label_opts, True))
         levels = source(obj, store, opts, None)

@@ -179,7 +179,7 @@ def spacing_from_resolution(res: tuple[int, int] | float) -> float:
     else:
         num, den = float(res), 1
     if num <= 0 or den <= 0:
-        raise ValueError(f"resolution must be > 0, got {res!r}")
+        raise ConversionError(f"resolution must be > 0, got {res!r}", field="resolution")
     exact = den / num
     if den < 1000:
         return exact

@@ -29,7 +29,14 @@ from .. import _store
 from .._progress import progress
 from .._registry import HALO_DEPTH_RULES
 from ..coords import SPATIAL
-from ..errors import HaloError, MetadataError, StaleHaloError, StoreError, VoxzarrError
+from ..errors import (
+    HaloError,
+    InvalidArgumentError,
+    MetadataError,
+    StaleHaloError,
+    StoreError,
+    VoxzarrError,
+)
 from ..io import read_multiscale_metadata, resolve_image_group
 from ..ngff import Multiscale
 from .graph import run_blocks
@@ -505,27 +512,27 @@ def _region_slices(region: Any, dims: tuple[str, ...], shape: tuple[int, ...], w
     if isinstance(region, Mapping):
         unknown = set(region) - set(dims)
         if unknown:
-            raise VoxzarrError(f"region names {sorted(unknown)}, not dims of {dims}",
-                               path=where, field="region")
+            raise InvalidArgumentError(f"region names {sorted(unknown)}, not dims of {dims}",
+                                       path=where, field="region")
         items = [region.get(d, slice(None)) for d in dims]
     else:
         items = list(region) if isinstance(region, Sequence) else [region]
         items += [slice(None)] * (len(dims) - len(items))
     if len(items) != len(dims):
-        raise VoxzarrError(f"region has {len(items)} entries for dims {dims}", path=where,
-                           field="region")
+        raise InvalidArgumentError(f"region has {len(items)} entries for dims {dims}", path=where,
+                                   field="region")
     out = []
     for s, n, d in zip(items, shape, dims, strict=True):
         if isinstance(s, int | np.integer):
             s = slice(int(s), int(s) + 1)
         if not isinstance(s, slice):
-            raise VoxzarrError(f"region entries must be slices or ints, got {s!r}",
-                               path=where, field=f"region.{d}")
+            raise InvalidArgumentError(f"region entries must be slices or ints, got {s!r}",
+                                       path=where, field=f"region.{d}")
         lo, hi, step = s.indices(n)
         if step != 1 or hi <= lo or (s.start is not None and not -n <= s.start <= n) or (
                 s.stop is not None and not -n <= s.stop <= n):
-            raise VoxzarrError(f"region {s} is empty, strided or outside [0, {n})",
-                               path=where, field=f"region.{d}")
+            raise InvalidArgumentError(f"region {s} is empty, strided or outside [0, {n})",
+                                       path=where, field=f"region.{d}")
         out.append(slice(lo, hi))
     return tuple(out)
 
@@ -561,8 +568,8 @@ def write_region(location: Any, region: Any, data: Any, *, level: int | str = 0,
         values = data.data if isinstance(data, xr.DataArray) else data
         want = tuple(s.stop - s.start for s in sl)
         if tuple(np.shape(values)) != want:
-            raise VoxzarrError(f"data shape {tuple(np.shape(values))} != region shape {want}",
-                               path=where, field="data")
+            raise InvalidArgumentError(f"data shape {tuple(np.shape(values))} != region shape "
+                                       f"{want}", path=where, field="data")
         halos: dict[str, tuple[zarr.Array, HaloMeta]] = {}
         hg = _halo_group(group)
         for name in (_voxzarr_attrs(hg).get("levels", []) if hg is not None else []):

@@ -31,7 +31,14 @@ from zarr.codecs import BloscCodec
 from .. import _store
 from .._progress import want_progress
 from ..coords import SPATIAL, geometry, parse_dims
-from ..errors import GeometryError, MetadataError, OverwriteError, StoreError, VoxzarrError
+from ..errors import (
+    GeometryError,
+    InvalidArgumentError,
+    MetadataError,
+    OverwriteError,
+    StoreError,
+    VoxzarrError,
+)
 from ..ngff import Axis, Level, Multiscale, multiscales_attrs, wrap_ome
 from .executor import ZarrReader, active_client, reader_for, run_phase
 from .plan import (
@@ -59,8 +66,8 @@ def _default_threads() -> int:
 # ----------------------------------------------------------------------------- checks
 def _check_image(obj: Any, what: str) -> xr.DataArray:
     if not isinstance(obj, xr.DataArray):
-        raise VoxzarrError(f"{what} needs an image DataArray, got {type(obj).__name__}",
-                           field="obj")
+        raise InvalidArgumentError(f"{what} needs an image DataArray, got {type(obj).__name__}",
+                                   field="obj")
     dims = parse_dims(tuple(str(d) for d in obj.dims))
     if "t" not in dims:
         raise GeometryError(f"{what} needs a time axis 't'; dims are {dims}", field="dims")
@@ -399,7 +406,7 @@ def to_images(
     sh = None
     if shards is not None:
         if ck is None:
-            raise VoxzarrError("give chunks= with shards=", field="shards")
+            raise InvalidArgumentError("give chunks= with shards=", field="shards")
         sh = _normalize_shape_arg(shards, dims, img.shape, "shards")
         sh = tuple(max(s, c) // c * c for s, c in zip(sh, ck, strict=True))
     plan = _with_fewer_threads(
