@@ -85,7 +85,7 @@ def main(out: Path) -> None:
     # 3. NGFF 0.4 (zarr v2) -> 0.5 (zarr v3, sharded)
     old = out / "beads-v0.4.ome.zarr"
     img.vox.to_ome_zarr(old, version="0.4", chunks=(16, 64, 64), overwrite=True,
-                        progress_bar=False)
+                        progress=False)
     assert report(old).valid
     new = out / "beads-v0.5.ome.zarr"
     vz.upgrade(old, new, shards=(32, 128, 128), overwrite=True, progress=False)

@@ -62,7 +62,7 @@ def scipy_reference(data: np.ndarray, factors: np.ndarray, shape: tuple[int, ...
 def main(out: Path) -> None:
     sample = load_sample()  # geometry from the TIFF's ImageJ tags
     src = out / "beads.ome.zarr"
-    sample.vox.to_ome_zarr(src, chunks=(16, 64, 64), overwrite=True, progress_bar=False)
+    sample.vox.to_ome_zarr(src, chunks=(16, 64, 64), overwrite=True, progress=False)
     img = vz.open_image(src)  # lazy and chunked, as a big stack would be
     voxel = img.vox.voxel_size
     print(f"input       shape {img.shape}  voxel size "

@@ -91,7 +91,7 @@ def main(out: Path) -> None:
     # 2. image -> series, under a budget smaller than the movie (1.6 MB): several tasks
     store = out / "movie.series.zarr"
     img.vox.to_series(store, memory="600KB", overwrite=True, source=movie,
-                      progress_bar=False)
+                      progress=False)
     ser = vz.open_series(store)
     info = series_info(store)
     print(f"series store: chunks {tuple(info['chunks'])} (whole time axis), "
@@ -153,7 +153,7 @@ def main(out: Path) -> None:
 
     # 5. series -> images: identical to the input
     back = out / "back.ome.zarr"
-    ser.vox.to_images(back, memory="600KB", overwrite=True, progress_bar=False)
+    ser.vox.to_images(back, memory="600KB", overwrite=True, progress=False)
     same = np.array_equal(vz.open_image(back).values, arr)
     print(f"back to one frame per chunk: identical = {same}")
     assert same

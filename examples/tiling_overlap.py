@@ -108,8 +108,8 @@ def main(out: Path) -> None:
 
     # 3. a halo store: each chunk stored with its neighbours' border voxels
     path = out / "beads.ome.zarr"
-    img.vox.to_ome_zarr(path, chunks=CHUNKS, overwrite=True, progress_bar=False)
-    vz.open_image(path).vox.to_halo(path, depth=report.depth, progress_bar=False)
+    img.vox.to_ome_zarr(path, chunks=CHUNKS, overwrite=True, progress=False)
+    vz.open_image(path).vox.to_halo(path, depth=report.depth, progress=False)
     halo = vz.open_halo(path)
     print(halo)
     b = halo.block((0, 1, 2))  # what one read returns: the core plus real halo voxels

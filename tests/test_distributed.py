@@ -399,9 +399,9 @@ def test_write_halo_filter_and_map_blocks(client, tmp_path, pixels):
     spec = ("gaussian", {"sigma": 1.5})
     rec = Recorder()
     with rec.active():
-        halo.write_halo(None, ref_path, for_filter=spec, progress_bar=False)
+        halo.write_halo(None, ref_path, for_filter=spec, progress=False)
     with on_cluster(client, min_tasks=8):
-        halo.write_halo(None, out_path, for_filter=spec, progress_bar=False)
+        halo.write_halo(None, out_path, for_filter=spec, progress=False)
     assert_same_store(ref_path, out_path)
     check_graph(max(rec.graphs, key=len), 8)
 
@@ -473,8 +473,8 @@ def test_series_round_trip(client, tmp_path):
     movie = vz.open_image(_movie(tmp_path))
     with threads():
         series.to_series(movie, tmp_path / "ref.series.zarr", memory="64MB",
-                         progress_bar=False)
-    series.to_series(movie, tmp_path / "out.series.zarr", memory="64MB", progress_bar=False)
+                         progress=False)
+    series.to_series(movie, tmp_path / "out.series.zarr", memory="64MB", progress=False)
     # "voxzarr" records the source location, which differs between the two runs
     assert_same_store(tmp_path / "ref.series.zarr", tmp_path / "out.series.zarr",
                       ignore_attrs=("voxzarr",))
@@ -482,8 +482,8 @@ def test_series_round_trip(client, tmp_path):
     with on_cluster(client, min_tasks=1):
         np.testing.assert_array_equal(ser.values, movie.values)
     with threads():
-        series.to_images(ser, tmp_path / "ref-back.ome.zarr", progress_bar=False)
-    series.to_images(ser, tmp_path / "out-back.ome.zarr", progress_bar=False)
+        series.to_images(ser, tmp_path / "ref-back.ome.zarr", progress=False)
+    series.to_images(ser, tmp_path / "out-back.ome.zarr", progress=False)
     assert_same_store(tmp_path / "ref-back.ome.zarr", tmp_path / "out-back.ome.zarr",
                       ignore_attrs=("voxzarr",))
 
@@ -513,10 +513,10 @@ def test_to_series_runs_its_tasks_on_the_cluster(client, tmp_path, staging, memo
     n = _n_tasks(series, movie, "to_series", **kw)
     assert n >= 4
     with threads():
-        series.to_series(movie, tmp_path / "ref.series.zarr", threads=1, progress_bar=False,
+        series.to_series(movie, tmp_path / "ref.series.zarr", threads=1, progress=False,
                          **kw)
     with on_cluster(client, min_tasks=n) as tasks:
-        series.to_series(movie, tmp_path / "out.series.zarr", threads=1, progress_bar=False,
+        series.to_series(movie, tmp_path / "out.series.zarr", threads=1, progress=False,
                          **kw)
     assert len(_series_tasks(tasks)) == n  # each task once, all of them on the workers
     assert series.series_info(tmp_path / "out.series.zarr")["shards"] == [12, 2, 16, 16]
@@ -527,10 +527,10 @@ def test_to_series_runs_its_tasks_on_the_cluster(client, tmp_path, staging, memo
     n = _n_tasks(series, ser, "to_images", **back)
     with threads():
         np.testing.assert_array_equal(ser.values, movie.values)
-        series.to_images(ser, tmp_path / "ref-back.ome.zarr", threads=1, progress_bar=False,
+        series.to_images(ser, tmp_path / "ref-back.ome.zarr", threads=1, progress=False,
                          **back)
     with on_cluster(client, min_tasks=n) as tasks:
-        series.to_images(ser, tmp_path / "out-back.ome.zarr", threads=1, progress_bar=False,
+        series.to_images(ser, tmp_path / "out-back.ome.zarr", threads=1, progress=False,
                          **back)
     assert len(_series_tasks(tasks)) == n
     assert assert_same_store(tmp_path / "ref-back.ome.zarr", tmp_path / "out-back.ome.zarr",
@@ -558,7 +558,7 @@ def test_failed_series_task_on_the_cluster_resumes(client, tmp_path):
     out = tmp_path / "out.series.zarr"
     with distributed.get_task_stream(client) as failed:
         with pytest.raises(vz.ChunkError, match="cannot read or decode"):
-            series.to_series(movie, out, threads=1, progress_bar=False, **kw)
+            series.to_series(movie, out, threads=1, progress=False, **kw)
     # a task of that run still in flight may report after it: tell the runs apart by token
     first_run = {str(t["key"]).split("-")[2] for t in _series_tasks(failed.data)}
     assert not out.exists()
@@ -571,7 +571,7 @@ def test_failed_series_task_on_the_cluster_resumes(client, tmp_path):
         series.open_series(out)
     bad.write_bytes(good)
     with on_cluster(client) as tasks:
-        series.to_series(movie, out, threads=1, progress_bar=False, **kw)
+        series.to_series(movie, out, threads=1, progress=False, **kw)
     resumed = [t for t in _series_tasks(tasks) if str(t["key"]).split("-")[2] not in first_run]
     assert len(resumed) == n - done  # resumed, not started again
     np.testing.assert_array_equal(series.open_series(out).values, arr)
@@ -595,7 +595,7 @@ def test_series_task_ships_no_data(client, tmp_path):
     assert reader_for(in_memory.data, 1).for_task(region) is None
     with distributed.get_task_stream(client) as ts:
         series.to_series(in_memory, tmp_path / "mem.series.zarr", memory="96KB",
-                         threads=1, progress_bar=False)
+                         threads=1, progress=False)
     assert not _series_tasks(ts.data)
     np.testing.assert_array_equal(series.open_series(tmp_path / "mem.series.zarr").values,
                                   in_memory.values)

@@ -89,9 +89,9 @@ def test_gpu_chunked_equals_whole_cupyx_modes_uint16(name, params, mode):
 def test_gpu_from_halo_store_equals_whole_cupyx(tmp_path, dtype):
     arr = _image(dtype, seed=1)
     path = tmp_path / "g.ome.zarr"
-    vz.from_array(arr, "zyx").vox.to_ome_zarr(path, chunks=(12, 12, 12), progress_bar=False)
+    vz.from_array(arr, "zyx").vox.to_ome_zarr(path, chunks=(12, 12, 12), progress=False)
     vz.open_image(path).vox.to_halo(path, for_filter=("gaussian", {"sigma": 1.5}),
-                                    progress_bar=False)
+                                    progress=False)
     img = vz.open_image(path)
     got = img.vox.filter("gaussian", sigma=1.5, mode="nearest", device="gpu",
                          halo="require").values

@@ -56,7 +56,7 @@ class CountingStore(zarr.storage.WrapperStore):
 
 def write_image(arr, dims, chunks, store=None, **kw):
     store = zarr.storage.MemoryStore() if store is None else store
-    vz.from_array(arr, dims).vox.to_ome_zarr(store, chunks=chunks, progress_bar=False, **kw)
+    vz.from_array(arr, dims).vox.to_ome_zarr(store, chunks=chunks, progress=False, **kw)
     return store
 
 
@@ -98,7 +98,7 @@ def test_add_then_trim_halo_is_identity(case):
     arr = make_image(shape, "uint16", seed=sum(shape))
     dims = ("z", "y", "x")[-len(shape):]
     store = write_image(arr, dims, chunks)
-    write_halo(None, store, depth=depth, progress_bar=False)
+    write_halo(None, store, depth=depth, progress=False)
     h = open_halo(store)
     chunks = [min(c, n) for c, n in zip(chunks, shape, strict=True)]  # as stored
     assert h.array.shape == tuple(-(-n // c) * (c + 2 * d)
@@ -115,7 +115,7 @@ def test_stored_chunk_k_holds_the_documented_region():
     """Stored chunk k holds image [k*c - h, (k+1)*c + h), zero outside the image."""
     arr = np.arange(1, 23, dtype=np.uint16)[None, :].repeat(3, 0)  # (3, 22), values 1..22
     store = write_image(arr, "yx", (3, 8))
-    write_halo(None, store, depth={"x": 3}, progress_bar=False)
+    write_halo(None, store, depth={"x": 3}, progress=False)
     raw = zarr.open_array(store, path="halo/0", mode="r")[:]
     assert raw.shape == (3, 3 * 14)
     row = raw[0]
@@ -132,7 +132,7 @@ def test_stored_chunk_k_holds_the_documented_region():
 def test_periodic_halo_holds_the_opposite_face():
     arr = np.arange(1, 11, dtype=np.float32)[None, :].repeat(2, 0)
     store = write_image(arr, "yx", (2, 4))
-    write_halo(None, store, depth={"x": 2}, periodic="x", progress_bar=False)
+    write_halo(None, store, depth={"x": 2}, periodic="x", progress=False)
     h = open_halo(store)
     np.testing.assert_array_equal(h.block((0, 0)).data[0], [9, 10, 1, 2, 3, 4, 5, 6])
     np.testing.assert_array_equal(h.block((0, 2)).data[0], [7, 8, 9, 10, 1, 2])
@@ -169,7 +169,7 @@ def test_filter_from_halo_store_matches_scipy(case, seed):
     store = write_image(arr, dims, chunks)
     radius = filter_radius(steps, dims)
     write_halo(None, store, depth=[r + extra for r in radius], periodic=mode == "wrap",
-               progress_bar=False)
+               progress=False)
     img = vz.open_image(store)
     out = img.vox.filter(steps, mode=mode, halo="require")
     assert out.data.npartitions == int(np.prod([-(-n // c) for n, c in
@@ -180,7 +180,7 @@ def test_filter_from_halo_store_matches_scipy(case, seed):
 def test_one_stored_read_per_output_chunk():
     arr = make_image((40, 50, 45), "uint16", seed=7)
     mem = write_image(arr, "zyx", (16, 16, 16))
-    write_halo(None, mem, for_filter=("gaussian", {"sigma": 2}), progress_bar=False)
+    write_halo(None, mem, for_filter=("gaussian", {"sigma": 2}), progress=False)
     log: list[str] = []
     img = vz.open_image(CountingStore(mem, log))
     out = img.vox.filter("gaussian", sigma=2, halo="require")  # graph built: metadata read
@@ -200,7 +200,7 @@ def test_one_stored_read_per_output_chunk():
 def test_map_blocks_user_function_and_depth_check():
     arr = make_image((30, 31), "float32", seed=1)
     store = write_image(arr, "yx", (10, 10))
-    write_halo(None, store, depth=6, progress_bar=False)
+    write_halo(None, store, depth=6, progress=False)
     h = open_halo(store)
     fn = lambda b: ndi.gaussian_filter(b, 1.5, mode="nearest")  # noqa: E731  radius 6
     out = h.map_blocks(fn, depth=6)
@@ -217,7 +217,7 @@ def test_map_blocks_user_function_and_depth_check():
 def test_depth_larger_than_chunk_and_partial_last_chunk():
     arr = make_image((23, 19), "float64", seed=2)
     store = write_image(arr, "yx", (4, 5))
-    write_halo(None, store, for_filter=("gaussian", {"sigma": 3.0}), progress_bar=False)
+    write_halo(None, store, for_filter=("gaussian", {"sigma": 3.0}), progress=False)
     assert open_halo(store).depth == {"y": 12, "x": 12}
     for mode in ("reflect", "nearest", "mirror", "constant"):
         got = vz.open_image(store).vox.filter("gaussian", sigma=3.0, mode=mode,
@@ -228,7 +228,7 @@ def test_depth_larger_than_chunk_and_partial_last_chunk():
 def test_wrap_needs_a_periodic_halo_and_falls_back_otherwise():
     arr = make_image((20, 22), "float32", seed=3)
     store = write_image(arr, "yx", (8, 8))
-    write_halo(None, store, depth=4, progress_bar=False)
+    write_halo(None, store, depth=4, progress=False)
     img = vz.open_image(store)
     want = ndi.gaussian_filter(arr, 1.0, mode="wrap")
     with pytest.raises(HaloError, match="periodic"):
@@ -236,7 +236,7 @@ def test_wrap_needs_a_periodic_halo_and_falls_back_otherwise():
     np.testing.assert_array_equal(img.vox.filter("gaussian", sigma=1.0, mode="wrap").values,
                                   want)  # auto: run-time overlap with the opposite face
     write_halo(None, store, for_filter=("gaussian", {"sigma": 1.0, "mode": "wrap"}),
-               progress_bar=False)
+               progress=False)
     assert open_halo(store).periodic == ("y", "x")
     got = vz.open_image(store).vox.filter("gaussian", sigma=1.0, mode="wrap", halo="require")
     np.testing.assert_array_equal(got.values, want)
@@ -246,8 +246,8 @@ def test_zarr_v2_store_and_time_channel_axes(tmp_path):
     arr = make_image((2, 2, 12, 14), "uint16", seed=4)
     path = tmp_path / "tc.ome.zarr"
     vz.from_array(arr, "tcyx").vox.to_ome_zarr(path, chunks=(1, 1, 5, 6), version="0.4",
-                                              progress_bar=False)
-    vz.open_image(path).vox.to_halo(path, depth=2, progress_bar=False)
+                                              progress=False)
+    vz.open_image(path).vox.to_halo(path, depth=2, progress=False)
     assert (path / "halo" / "0" / ".zarray").exists()
     h = open_halo(path)
     assert h.depth == {"t": 0, "c": 0, "y": 2, "x": 2}
@@ -266,16 +266,16 @@ def test_halo_per_level_with_physical_sigma(tmp_path):
     tree = xr.DataTree.from_dict({"0": lv0.to_dataset(name="image"),
                                   "1": lv1.to_dataset(name="image")})
     path = tmp_path / "pyr.ome.zarr"
-    vz.to_ome_zarr(tree, path, chunks=(8, 8, 8), progress_bar=False)
+    vz.to_ome_zarr(tree, path, chunks=(8, 8, 8), progress=False)
     write_halo(None, path, for_filter=("gaussian", {"sigma": 2.0, "units": "physical"}),
-               progress_bar=False)
+               progress=False)
     assert open_halo(path, 0).depth == {"z": 4, "y": 8, "x": 8}  # sigma (1, 2, 2) voxels
     assert open_halo(path, "1").depth == {"z": 2, "y": 4, "x": 4}  # sigma (0.5, 1, 1)
     img1 = vz.open_image(path, level=1)
     got = img1.vox.filter("gaussian", sigma=2.0, units="physical", halo="require").values
     np.testing.assert_array_equal(got, ndi.gaussian_filter(a1, (0.5, 1.0, 1.0)))
     # a level-1 image may add its own halo (checked against the level it matches)
-    img1.vox.to_halo(path, depth=1, levels="1", progress_bar=False)
+    img1.vox.to_halo(path, depth=1, levels="1", progress=False)
     assert open_halo(path, "1").depth == {"z": 1, "y": 1, "x": 1}
     assert open_halo(path, "0").depth == {"z": 4, "y": 8, "x": 8}  # untouched
     # other NGFF readers still see two levels and nothing else
@@ -288,7 +288,7 @@ def test_halo_per_level_with_physical_sigma(tmp_path):
 def test_to_halo_writes_the_image_first_when_missing(tmp_path):
     arr = make_image((9, 10), "uint8", seed=6)
     path = tmp_path / "new.ome.zarr"
-    vz.from_array(arr, "yx").vox.to_halo(path, depth=1, chunks=(4, 4), progress_bar=False)
+    vz.from_array(arr, "yx").vox.to_halo(path, depth=1, chunks=(4, 4), progress=False)
     np.testing.assert_array_equal(vz.open_image(path).values, arr)
     np.testing.assert_array_equal(open_halo(path).core.values, arr)
     attrs = json.loads((path / "zarr.json").read_text())["attributes"]
@@ -300,7 +300,7 @@ def test_stale_halo_is_refused_warned_or_rebuilt(tmp_path):
     arr = make_image((20, 24), "float64", seed=8)
     path = tmp_path / "s.ome.zarr"
     write_image(arr, "yx", (8, 8), store=str(path))
-    write_halo(None, path, depth=4, progress_bar=False)
+    write_halo(None, path, depth=4, progress=False)
     # someone changes pixels behind voxzarr's back and records it
     zarr.open_array(path / "0", mode="r+")[3:5, 3:5] = 0.0
     arr[3:5, 3:5] = 0.0
@@ -326,7 +326,7 @@ def test_stale_halo_is_refused_warned_or_rebuilt(tmp_path):
 def test_sliced_or_computed_image_does_not_use_the_halo():
     arr = make_image((20, 20), "float32", seed=9)
     store = write_image(arr, "yx", (8, 8))
-    write_halo(None, store, depth=4, progress_bar=False)
+    write_halo(None, store, depth=4, progress=False)
     img = vz.open_image(store)
     with pytest.raises(HaloError, match="require"):
         img[2:].vox.filter("gaussian", sigma=1, halo="require")
@@ -342,7 +342,7 @@ def test_sliced_or_computed_image_does_not_use_the_halo():
 def test_write_region_rebuilds_exactly_the_touched_blocks(ry, rx, seed):
     arr = make_image((30, 26), "uint16", seed=seed % 7)
     store = write_image(arr, "yx", (7, 6))
-    write_halo(None, store, depth={"y": 3, "x": 8}, progress_bar=False)
+    write_halo(None, store, depth={"y": 3, "x": 8}, progress=False)
     region = (slice(ry[0], min(30, ry[0] + ry[1])), slice(rx[0], min(26, rx[0] + rx[1])))
     new = make_image(arr[region].shape, "uint16", seed=seed)
     before = zarr.open_array(store, path="halo/0", mode="r")[:]
@@ -351,7 +351,7 @@ def test_write_region_rebuilds_exactly_the_touched_blocks(ry, rx, seed):
     after = zarr.open_array(store, path="halo/0", mode="r")[:]
     # the same halo built from scratch
     ref = write_image(arr, "yx", (7, 6))
-    write_halo(None, ref, depth={"y": 3, "x": 8}, progress_bar=False)
+    write_halo(None, ref, depth={"y": 3, "x": 8}, progress=False)
     np.testing.assert_array_equal(after, zarr.open_array(ref, path="halo/0", mode="r")[:])
     # exactly the blocks whose valid part overlaps the region were rewritten
     layout = open_halo(store).layout
@@ -375,7 +375,7 @@ def test_write_region_rebuilds_exactly_the_touched_blocks(ry, rx, seed):
 def test_write_region_keeps_stale_halos_stale_and_checks_input():
     arr = make_image((12, 12), "uint8", seed=1)
     store = write_image(arr, "yx", (4, 4))
-    write_halo(None, store, depth=2, progress_bar=False)
+    write_halo(None, store, depth=2, progress=False)
     bump_generation(store)
     report = write_region(store, {"y": slice(0, 2)}, np.ones((2, 12), np.uint8))
     assert report.stale == ("0",) and report.rebuilt == {}
@@ -396,7 +396,7 @@ def test_bad_halo_input_is_a_voxzarr_error(tmp_path):
     with pytest.raises(HaloError, match="no halo for level"):
         open_halo(store)
     with pytest.raises(VoxzarrError, match="no level"):
-        write_halo(None, store, depth=1, levels=[4], progress_bar=False)
+        write_halo(None, store, depth=1, levels=[4], progress=False)
     with pytest.raises(HaloError, match="smaller than the filter needs"):
         write_halo(None, store, depth=3, for_filter=("gaussian", {"sigma": 1.0}))
     with pytest.raises(HaloError, match="depth= "):
@@ -409,7 +409,7 @@ def test_bad_halo_input_is_a_voxzarr_error(tmp_path):
         write_halo(None, store, for_filter=("gaussian", {"sigma": -2}))
     with pytest.raises(HaloError, match="is not one stored here"):
         write_halo(vz.from_array(np.zeros((3, 3)), "yx"), store, depth=1)
-    write_halo(None, store, depth=1, progress_bar=False)
+    write_halo(None, store, depth=1, progress=False)
     with pytest.raises(HaloError, match="more halo than is stored"):
         vz.open_image(store).vox.filter("gaussian", sigma=1, halo="require")
     with pytest.raises(VoxzarrError, match="zip"):

@@ -168,8 +168,8 @@ def test_chunked_gaussian_matches_scipy(no_scipy_passes, case, seed):
 def test_stored_halo_deeper_than_a_chunk(no_scipy_passes, name, params):
     arr = make_image((19, 23, 17), "float32", seed=4)
     store = zarr.storage.MemoryStore()
-    vz.from_array(arr, "zyx").vox.to_ome_zarr(store, chunks=(4, 7, 5), progress_bar=False)
-    write_halo(None, store, for_filter=(name, params), progress_bar=False)
+    vz.from_array(arr, "zyx").vox.to_ome_zarr(store, chunks=(4, 7, 5), progress=False)
+    write_halo(None, store, for_filter=(name, params), progress=False)
     for mode in ("reflect", "constant", "mirror"):
         got = vz.open_image(store).vox.filter(name, mode=mode, cval=2.0, halo="require",
                                               **params).values

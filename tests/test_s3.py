@@ -143,7 +143,7 @@ def test_halo_filter_on_s3_reads_each_stored_chunk_once(s3: S3):
     img = vz.from_array(arr, "zyx", voxel_size=1.0)
     url = s3.url()
     vz.to_ome_zarr(img, url, chunks=16, storage_options=s3.storage_options)
-    write_halo(None, url, for_filter=("gaussian", {"sigma": 1.5}), progress_bar=False,
+    write_halo(None, url, for_filter=("gaussian", {"sigma": 1.5}), progress=False,
                storage_options=s3.storage_options)
     halo = open_halo(url, storage_options=s3.storage_options)
     assert halo.depth == {"z": 6, "y": 6, "x": 6}  # int(4 * 1.5 + 0.5)
@@ -188,13 +188,13 @@ def test_series_on_s3_round_trip(s3: S3):
                    storage_options=s3.storage_options)
     movie = vz.open_image(src, storage_options=s3.storage_options)
     ser_url = s3.url("movie.series.zarr")
-    series.to_series(movie, ser_url, memory="64MB", progress_bar=False,
+    series.to_series(movie, ser_url, memory="64MB", progress=False,
                      storage_options=s3.storage_options)
     ser = series.open_series(ser_url, storage_options=s3.storage_options)
     _same_image(img, ser)
     assert ser.data.chunksize[0] == 10  # whole time series per chunk
     back_url = s3.url("back.ome.zarr")
-    series.to_images(ser, back_url, progress_bar=False, storage_options=s3.storage_options)
+    series.to_images(ser, back_url, progress=False, storage_options=s3.storage_options)
     _same_image(img, vz.open_image(back_url, storage_options=s3.storage_options))
 
 

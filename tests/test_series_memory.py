@@ -51,7 +51,7 @@ _CHILD = textwrap.dedent("""
         f.write("5")  # reset the high-water mark to the current RSS
     base = rss("VmRSS")
     fn = to_images if direction == "to_images" else to_series
-    fn(img, out, memory=int(budget), staging=staging, progress_bar=False)
+    fn(img, out, memory=int(budget), staging=staging, progress=False)
     print(json.dumps({"base": base, "peak": rss("VmHWM")}))
 """)
 

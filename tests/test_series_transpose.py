@@ -492,6 +492,6 @@ def test_progress_bar_counts_every_task(tmp_path, monkeypatch):
     src = tmp_path / "src.ome.zarr"
     _image(arr).vox.to_ome_zarr(src, chunks=(1, 64, 64))
     to_series(vz.open_image(src), tmp_path / "s.zarr", memory="200KB", threads=1,
-              staging=False, progress_bar=True)
+              staging=False, progress=True)
     assert len(seen) == 4  # one update per task of the plan
     assert sum(n for n, _ in seen) == seen[0][1] == arr.nbytes

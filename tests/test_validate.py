@@ -71,7 +71,7 @@ def store(request, tmp_path):
     """A voxzarr-written two-level image with a label image, per NGFF version."""
     path = tmp_path / f"img{request.param}.ome.zarr"
     vz.to_ome_zarr(_levels(), path, version=request.param,
-                   labels={"cells": _levels("uint8", label=True)}, progress_bar=False)
+                   labels={"cells": _levels("uint8", label=True)}, progress=False)
     return path
 
 
@@ -350,11 +350,11 @@ def test_voxzarr_written_stores_validate(store):
 
 def test_zip_and_memory_stores(tmp_path):
     img = vz.from_array(np.zeros((4, 32, 32), "uint8"), "zyx", voxel_size=1.0)
-    img.vox.to_ome_zarr(tmp_path / "img.ome.zarr.zip", progress_bar=False)
+    img.vox.to_ome_zarr(tmp_path / "img.ome.zarr.zip", progress=False)
     r = vz.validate(tmp_path / "img.ome.zarr.zip")
     assert r.valid and r.kind == "image", r.message
     mem = zarr.storage.MemoryStore()
-    vz.to_ome_zarr(img, mem, version="0.4", progress_bar=False)
+    vz.to_ome_zarr(img, mem, version="0.4", progress=False)
     r = vz.validate(mem)
     assert r.valid and r.version == "0.4" and r.path.startswith("memory://"), r.message
     assert vz.validate is validate
@@ -408,7 +408,7 @@ def test_array_ndim_and_shape_order(store):
 
 def test_dimension_names_mismatch(tmp_path):
     path = tmp_path / "img.ome.zarr"
-    vz.to_ome_zarr(_levels(), path, progress_bar=False)
+    vz.to_ome_zarr(_levels(), path, progress=False)
     g = zarr.open_group(path, mode="r+")
     g.create_array("1", shape=(16, 16, 16), dtype="uint16", overwrite=True,
                    dimension_names=["z", "x", "y"])
@@ -423,7 +423,7 @@ def test_dimension_names_mismatch(tmp_path):
 def test_05_labels_group_without_version(tmp_path):
     path = tmp_path / "img.ome.zarr"
     vz.to_ome_zarr(_levels(), path, labels={"cells": _levels("uint8", True)},
-                   progress_bar=False)
+                   progress=False)
     _set_attrs(path / "labels", "0.5", lambda ome: ome.pop("version"))
     r = validate(path)
     assert _errors(r) == {"ome-namespace": {"ome.version"}}, r.message

@@ -50,7 +50,7 @@ def _ome(path, sub: str = "") -> dict:
 @pytest.mark.parametrize("pyramid", [False, True])
 def test_to_ome_zarr_with_labels(tmp_path, version, pyramid):
     path = tmp_path / "img.ome.zarr"
-    _img().vox.to_ome_zarr(path, version=version, pyramid=pyramid, progress_bar=False,
+    _img().vox.to_ome_zarr(path, version=version, pyramid=pyramid, progress=False,
                            labels={"cells": _labels()})
     _strict(path)
     ms = _ome(path)["multiscales"][0]
@@ -67,7 +67,7 @@ def test_to_ome_zarr_with_labels(tmp_path, version, pyramid):
 def test_tree_levels_keep_their_method(tmp_path):
     img = _img()
     path = tmp_path / "tree.ome.zarr"
-    vz.to_ome_zarr(img.vox.pyramid(levels=2), path, progress_bar=False,
+    vz.to_ome_zarr(img.vox.pyramid(levels=2), path, progress=False,
                    labels={"cells": _labels().vox.pyramid(levels=2, method="mode")})
     _strict(path)
     assert _ome(path)["multiscales"][0]["type"] == "mean"
@@ -78,7 +78,7 @@ def test_user_colors_are_kept(tmp_path):
     lab = _labels()
     lab.attrs["image-label"] = {"colors": [{"label-value": 3, "rgba": [1, 2, 3, 4]}]}
     path = tmp_path / "img.ome.zarr"
-    _img().vox.to_ome_zarr(path, progress_bar=False, labels={"cells": lab})
+    _img().vox.to_ome_zarr(path, progress=False, labels={"cells": lab})
     _strict(path)
     assert _ome(path, "labels/cells")["image-label"]["colors"] == [
         {"label-value": 3, "rgba": [1, 2, 3, 4]}]
@@ -130,7 +130,7 @@ def test_convert_frames(tmp_path):
 @pytest.mark.parametrize("pyramid", [False, True])
 def test_upgrade(tmp_path, pyramid):
     src = tmp_path / "v04.ome.zarr"
-    _img().vox.to_ome_zarr(src, version="0.4", pyramid=pyramid, progress_bar=False,
+    _img().vox.to_ome_zarr(src, version="0.4", pyramid=pyramid, progress=False,
                            labels={"cells": _labels()})
     vz.upgrade(src, tmp_path / "v05.ome.zarr")
     r = _strict(tmp_path / "v05.ome.zarr")
@@ -139,7 +139,7 @@ def test_upgrade(tmp_path, pyramid):
 
 def test_pyramid_and_isotropic_commands(tmp_path, capsys):
     path = tmp_path / "img.ome.zarr"
-    _img().vox.to_ome_zarr(path, progress_bar=False)
+    _img().vox.to_ome_zarr(path, progress=False)
     assert main(["pyramid", str(path), "--levels", "2"]) == 0
     _strict(path)
     assert _ome(path)["multiscales"][0]["type"] == "mean"
@@ -150,9 +150,9 @@ def test_pyramid_and_isotropic_commands(tmp_path, capsys):
 
 
 def test_zip_and_memory_stores_strict(tmp_path):
-    _img().vox.to_ome_zarr(tmp_path / "img.ome.zarr.zip", progress_bar=False)
+    _img().vox.to_ome_zarr(tmp_path / "img.ome.zarr.zip", progress=False)
     _strict(tmp_path / "img.ome.zarr.zip")
     mem = zarr.storage.MemoryStore()
-    vz.to_ome_zarr(_img(), mem, version="0.4", progress_bar=False,
+    vz.to_ome_zarr(_img(), mem, version="0.4", progress=False,
                    labels={"cells": _labels()})
     _strict(mem)

@@ -9,14 +9,13 @@ names, and builds the xarray objects on top of them.
 
 from __future__ import annotations
 
-import sys
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import zarr
 
 from ._dims import DIM_ORDER
+from ._warn import warn
 from .errors import MetadataError, StoreError
 from .ngff import Multiscale, layout_kind, ome_attrs
 from .ngff.parse import parse_multiscale
@@ -35,11 +34,7 @@ def _warn(message: str) -> None:
     The same choice is reached through ``open_image``, ``open_multiscale`` and the xarray
     backend at different call depths, so a fixed ``stacklevel`` would point into a library.
     """
-    frame, level = sys._getframe(0), 1
-    while frame.f_back is not None and str(frame.f_globals.get("__name__", "")).split(".")[0] \
-            in ("voxzarr", "xarray"):
-        frame, level = frame.f_back, level + 1
-    warnings.warn(message, UserWarning, stacklevel=level)
+    warn(message, UserWarning, skip=("voxzarr", "xarray"))
 
 
 def resolve_image_group(

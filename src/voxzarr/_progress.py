@@ -3,21 +3,55 @@
 On the local schedulers a dask callback counts tasks; when a ``dask.distributed`` client is
 the active scheduler, a scheduler plugin (:mod:`voxzarr._dprogress`) counts the tasks this
 client submitted and a thread polls it, so ``--scheduler`` runs show the same bar.
+
+Every public function that shows progress takes one keyword, ``progress=`` (``None``: on for
+an interactive terminal, off under CI). The older spelling ``progress_bar=`` is still
+accepted, with a ``DeprecationWarning``, through :func:`progress_keyword`.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from dask.callbacks import Callback
 from tqdm.auto import tqdm
 
-__all__ = ["progress", "want_progress"]
+from ._warn import warn
+
+__all__ = ["progress", "progress_keyword", "want_progress"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def progress_keyword(fn: F) -> F:
+    """Let ``fn(..., progress=...)`` also be called with the old ``progress_bar=``.
+
+    The old keyword is renamed with a ``DeprecationWarning`` (pointing at the caller's
+    line); giving both is an :class:`~voxzarr.errors.InvalidArgumentError`. The one place
+    where this rule lives: every public function with a progress bar uses it.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if "progress_bar" in kwargs:
+            old = kwargs.pop("progress_bar")
+            if kwargs.get("progress") is not None:
+                from .errors import InvalidArgumentError
+
+                raise InvalidArgumentError("give progress= only (progress_bar= is its old "
+                                           "name)", field="progress_bar")
+            warn(f"{fn.__name__}(progress_bar=...) is deprecated; use progress=",
+                 DeprecationWarning)
+            kwargs["progress"] = old
+        return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def want_progress(flag: bool | None) -> bool:

@@ -181,7 +181,7 @@ def _setup_png(p: argparse.ArgumentParser):
         img = _select(open_image(args.path, level=level), args.select)
         paths = to_pngs(img, args.outdir, dim=args.dim, projection=args.projection,
                         vmin=args.vmin, vmax=args.vmax, cmap=args.cmap, bits=args.bits,
-                        overwrite=args.overwrite, progress_bar=_progress_flag(args))
+                        overwrite=args.overwrite, progress=_progress_flag(args))
         print(f"wrote {len(paths)} PNGs to {args.outdir} ({paths[0].name} .. {paths[-1].name})")
         return 0
 
@@ -459,7 +459,7 @@ def _setup_halo(p: argparse.ArgumentParser):
             chunks = args.chunks
             write_halo(None, args.path, depth=args.depth, for_filter=for_filter,
                        levels=levels, periodic=periodic, chunks=chunks,
-                       progress_bar=_progress_flag(args))
+                       progress=_progress_flag(args))
         status = halo_status(args.path)
         _print_json(status)
         return 0 if status and all(s.get("fresh") for s in status) else 1
@@ -514,7 +514,7 @@ def _setup_filter(p: argparse.ArgumentParser):
                            device=args.device, units=args.units, halo=halo,
                            **_filter_params(args.param))
         to_ome_zarr(out, args.out, chunks=args.chunks, version=args.ngff_version,
-                    overwrite=args.overwrite, progress_bar=_progress_flag(args))
+                    overwrite=args.overwrite, progress=_progress_flag(args))
         print(f"wrote {args.out}: {args.name} of {args.path} level {level}")
         return 0
 
@@ -573,7 +573,7 @@ def _setup_isotropic(p: argparse.ArgumentParser):
                            chunks=chunks)
         to_ome_zarr(iso, args.output, chunks=chunks, version=args.ngff_version,
                     pyramid=args.pyramid, overwrite=args.overwrite,
-                    progress_bar=_progress_flag(args))
+                    progress=_progress_flag(args))
         vs = ", ".join(f"{d}={v:g}" for d, v in iso.vox.voxel_size.items())
         print(f"wrote {args.output}: shape {tuple(iso.shape)}, voxel size {vs}")
         if args.pyramid:
@@ -619,7 +619,7 @@ def _setup_series(p: argparse.ArgumentParser):
         staging = {"auto": "auto", "on": True, "off": False}[args.staging]
         common = dict(memory=args.memory, overwrite=args.overwrite, resume=not args.restart,
                       staging=staging, threads=args.threads, source=args.input,
-                      progress_bar=_progress_flag(args))
+                      progress=_progress_flag(args))
         if args.to_images:
             ser = open_series(args.input)
             to_images(ser, args.output, **common)

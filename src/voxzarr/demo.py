@@ -21,6 +21,7 @@ from pathlib import Path
 import xarray as xr
 import zarr.storage
 
+from ._progress import progress_keyword
 from .errors import OverwriteError
 from .io import open_image, to_ome_zarr
 
@@ -91,8 +92,9 @@ def _describe(img: xr.DataArray) -> str:
             + ", ".join(f"{d} {v:.4g}" for d, v in size.items()) + f" {unit}")
 
 
+@progress_keyword
 def run_demo(out: str | os.PathLike[str] = "demo-output", overwrite: bool = False, *,
-             progress_bar: bool | None = None, verbose: bool = True) -> DemoResult:
+             progress: bool | None = None, verbose: bool = True) -> DemoResult:
     """Convert the sample to NGFF 0.5, resample it to isotropic voxels, plot both.
 
     Writes ``bead.ome.zarr`` (the TIFF converted with :func:`voxzarr.convert`),
@@ -107,6 +109,9 @@ def run_demo(out: str | os.PathLike[str] = "demo-output", overwrite: bool = Fals
         Output folder (see the module docstring for when an existing one is accepted).
     overwrite
         Accept an existing, non-empty folder that is not a previous demo output.
+    progress
+        Show a progress bar (default: when stderr is a terminal and not under CI).
+        ``progress_bar=`` is its deprecated old name.
 
     Returns
     -------
@@ -119,10 +124,10 @@ def run_demo(out: str | os.PathLike[str] = "demo-output", overwrite: bool = Fals
 
     from .convert import convert
 
-    convert(sample_path(), result.image, version="0.5", overwrite=True, progress=progress_bar)
+    convert(sample_path(), result.image, version="0.5", overwrite=True, progress=progress)
     img = open_image(result.image)
     to_ome_zarr(img.vox.to_isotropic(), result.isotropic, version="0.5", overwrite=True,
-                progress_bar=progress_bar)
+                progress=progress)
     iso = open_image(result.isotropic)
 
     for image, path, label in ((img, result.projections_before, "as acquired"),

@@ -32,7 +32,8 @@ from ._locate import (  # zarr-and-metadata only (what `voxzarr info` needs); re
     read_multiscale_metadata,
     resolve_image_group,
 )
-from ._progress import progress
+from ._progress import progress as show_progress
+from ._progress import progress_keyword
 from .coords import SPATIAL, combine_coords, geometry, make_coords, parse_dims
 from .errors import ChunkError, GeometryError, InvalidArgumentError, MetadataError, StoreError
 from .ngff import Axis, Level, Multiscale, multiscales_attrs, wrap_ome
@@ -504,6 +505,7 @@ def write_scheduler(store: Any) -> dict[str, Any]:
     return {}
 
 
+@progress_keyword
 def write_multiscale(
     group_location: Any,
     levels: Iterable[tuple[str, xr.DataArray]],
@@ -515,7 +517,7 @@ def write_multiscale(
     clevel: int = 3,
     name: str | None = None,
     image_label: Mapping[str, Any] | None = None,
-    progress_bar: bool | None = None,
+    progress: bool | None = None,
     storage_options: dict | None = None,
     extra_attrs: Mapping[str, Any] | None = None,
     mode: str = "w",
@@ -577,13 +579,13 @@ def write_multiscale(
         if callable(fused):
             pending.append((data, chunk_target(arr)))
         else:
-            with progress(f"writing level {path}", progress_bar):
+            with show_progress(f"writing level {path}", progress):
                 da.store(data, chunk_target(arr), lock=False, compute=True, **local)
         ngff_levels.append(Level(path, tuple(geo.scale_vector()),
                                  tuple(geo.translation_vector())))
     if pending:  # one graph: shared blocks are computed once, levels overlap
-        with progress(f"writing levels {ngff_levels[0].path}-{ngff_levels[-1].path}",
-                      progress_bar):
+        with show_progress(f"writing levels {ngff_levels[0].path}-{ngff_levels[-1].path}",
+                           progress):
             da.store([d for d, _ in pending], [t for _, t in pending], lock=False,
                      compute=True, **local)
     if image_label is not None and "colors" not in image_label:
@@ -608,6 +610,7 @@ def write_multiscale(
     return ms
 
 
+@progress_keyword
 def to_ome_zarr(
     obj: xr.DataArray | xr.DataTree,
     location: Any,
@@ -621,7 +624,7 @@ def to_ome_zarr(
     clevel: int = 3,
     name: str | None = None,
     labels: Mapping[str, xr.DataArray | xr.DataTree] | None = None,
-    progress_bar: bool | None = None,
+    progress: bool | None = None,
     storage_options: dict | None = None,
 ) -> Any:
     """Write an image (or a multiscale DataTree) as OME-Zarr.
@@ -649,6 +652,9 @@ def to_ome_zarr(
         Blosc compressor (``"zstd"`` default, ``"lz4"``, ...) with byte shuffle, or ``None``.
     labels
         ``{name: label image}`` written under ``labels/<name>`` with ``image-label`` metadata.
+    progress
+        Show a progress bar (default: when stderr is a terminal and not under CI).
+        ``progress_bar=`` is its deprecated old name.
 
     Returns
     -------
@@ -676,7 +682,7 @@ def to_ome_zarr(
                               storage_options=storage_options) as target:
         store = _store.open_store(target, mode="w", storage_options=storage_options)
         common = dict(version=version, chunks=chunks, shards=shards, compressor=compressor,
-                      clevel=clevel, progress_bar=progress_bar)
+                      clevel=clevel, progress=progress)
         # every source (and its options) is checked before anything is written
         lsources = {}
         for lname, limg in (labels or {}).items():

@@ -23,7 +23,8 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from ._progress import progress
+from ._progress import progress as show_progress
+from ._progress import progress_keyword
 from .coords import SPATIAL, Geometry, geometry
 from .errors import GeometryError, InvalidArgumentError, OverwriteError
 
@@ -534,6 +535,7 @@ def _write_png(path: Path, pixels: np.ndarray) -> None:
     Image.fromarray(pixels).save(path, format="PNG")
 
 
+@progress_keyword
 def to_pngs(
     img: xr.DataArray,
     directory: str | os.PathLike[str],
@@ -546,7 +548,7 @@ def to_pngs(
     bits: int = 8,
     colors: Sequence[Any] | None = None,
     overwrite: bool = False,
-    progress_bar: bool | None = None,
+    progress: bool | None = None,
 ) -> list[Path]:
     """Write one PNG per plane (``dim="z"``) or per timepoint (``dim="t"``).
 
@@ -578,6 +580,9 @@ def to_pngs(
     overwrite
         Replace existing PNGs of the same names. Without it, any existing target file raises
         :class:`~voxzarr.errors.OverwriteError` before anything is written.
+    progress
+        Show a progress bar (default: when stderr is a terminal and not under CI).
+        ``progress_bar=`` is its deprecated old name.
 
     Returns
     -------
@@ -643,7 +648,7 @@ def to_pngs(
 
     directory.mkdir(parents=True, exist_ok=True)
     step = _slab_depth(stack, dim)
-    with progress(f"writing PNGs along {dim}", progress_bar):
+    with show_progress(f"writing PNGs along {dim}", progress):
         for start in range(0, n, step):
             slab = np.asarray(stack.isel({dim: slice(start, start + step)}).values)
             for k, plane in enumerate(slab):

@@ -169,7 +169,7 @@ def preview_png(location: str | Path, level: int = 0, view: str = "xy") -> bytes
     # to_pngs draws (y, x) planes of a stack along t: present this plane as one such frame
     plane = plane.transpose(row, col).rename({row: "y"} if row != "y" else {})
     with tempfile.TemporaryDirectory(prefix="voxzarr-preview-") as tmp:
-        (path,) = to_pngs(plane.expand_dims("t"), tmp, dim="t", progress_bar=False)
+        (path,) = to_pngs(plane.expand_dims("t"), tmp, dim="t", progress=False)
         return path.read_bytes()
 
 

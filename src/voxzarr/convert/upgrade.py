@@ -33,7 +33,7 @@ import zarr
 from zarr.codecs import BloscCodec, BytesCodec, GzipCodec, ZstdCodec
 
 from .. import _store
-from .._progress import progress as _progress_bar
+from .._progress import progress as show_progress
 from ..errors import ConversionError, MetadataError, VoxzarrError
 from ..ngff import multiscales_attrs, ngff_version, parse_multiscale
 from ..units import normalize_unit
@@ -481,7 +481,7 @@ def upgrade(
         # a store living in this process only (memory, open zip) cannot be used by
         # distributed workers: such upgrades run on local threads, client or not
         here = _store.process_local(root.store) or _store.process_local(store)
-        with joined_pool(), _progress_bar("upgrading to NGFF 0.5", progress):
+        with joined_pool(), show_progress("upgrading to NGFF 0.5", progress):
             dask.compute(*tasks, **({"scheduler": "threads"} if here else {}))
         for path in sorted(groups, key=lambda p: -p.count("/") - (p != "")):
             g = zarr.open_group(store, path=path, mode="r+")

@@ -141,7 +141,7 @@ def write_image(
     data = img.data.rechunk(target) if img.data.chunksize != target else img.data
     img = img.copy(data=data)
     common = dict(chunks=ck, shards=sh, version=version, overwrite=True,
-                  progress_bar=progress, pyramid=pyramid, compressor=compressor,
+                  progress=progress, pyramid=pyramid, compressor=compressor,
                   storage_options=storage_options)
     with _store.atomic_target(dest, overwrite=overwrite,
                               storage_options=storage_options) as tmp:
@@ -190,7 +190,7 @@ def write_series(
     """
     from ..series import open_series, to_series
 
-    common = dict(block=block, shards=shards, compressor=compressor, progress_bar=progress,
+    common = dict(block=block, shards=shards, compressor=compressor, progress=progress,
                   storage_options=storage_options, source=source)
     with _store.atomic_target(dest, overwrite=overwrite,
                               storage_options=storage_options) as tmp:

@@ -26,7 +26,8 @@ import zarr
 import zarr.storage
 
 from .. import _store
-from .._progress import progress
+from .._progress import progress as show_progress
+from .._progress import progress_keyword
 from .._registry import HALO_DEPTH_RULES
 from ..coords import SPATIAL
 from ..errors import (
@@ -352,7 +353,7 @@ def _source_dask(src: zarr.Array) -> da.Array:
 
 def build_blocks(src: zarr.Array, harr: zarr.Array, layout: HaloLayout,
                  blocks: Sequence[tuple[int, ...]], *, desc: str,
-                 progress_bar: bool | None = None) -> int:
+                 progress: bool | None = None) -> int:
     """Write ``blocks`` of a halo array from the canonical array, one task per block."""
     if not blocks:
         return 0
@@ -362,7 +363,7 @@ def build_blocks(src: zarr.Array, harr: zarr.Array, layout: HaloLayout,
         store = store._store
     # a store living in this process only would be written as a copy on distributed workers
     local = {"scheduler": "threads"} if _store.process_local(store) else {}
-    with progress(desc, progress_bar):
+    with show_progress(desc, progress):
         return int(job.compute(**local))
 
 
@@ -377,6 +378,7 @@ def _levels_list(levels: Any, ms: Multiscale, where: str) -> list[int | str]:
                     path=where, field="levels")
 
 
+@progress_keyword
 def write_halo(
     obj: xr.DataArray | None,
     location: Any,
@@ -386,7 +388,7 @@ def write_halo(
     levels: Any = "all",
     periodic: Any = None,
     chunks: Any = None,
-    progress_bar: bool | None = None,
+    progress: bool | None = None,
     storage_options: dict | None = None,
 ) -> Any:
     """Store overlap-halo chunks beside the levels of the OME-Zarr image at ``location``.
@@ -417,6 +419,9 @@ def write_halo(
         spatial axis, a dim name or a list of them. Default: none (unless mode is wrap).
     chunks
         Core chunk shape (tuple per dim, or ``{dim: n}``); default the stored chunk shape.
+    progress
+        Show a progress bar (default: when stderr is a terminal and not under CI).
+        ``progress_bar=`` is its deprecated old name.
 
     Returns
     -------
@@ -428,7 +433,7 @@ def write_halo(
     if obj is not None and not _store.exists(location, storage_options):
         from ..io import to_ome_zarr
 
-        to_ome_zarr(obj, location, chunks=chunks, progress_bar=progress_bar,
+        to_ome_zarr(obj, location, chunks=chunks, progress=progress,
                     storage_options=storage_options)
     group, where = open_image_group(location, writable=True, storage_options=storage_options)
     ms, _ = read_multiscale_metadata(group, where)
@@ -473,7 +478,7 @@ def write_halo(
                 kwargs["chunk_key_encoding"] = {"name": "v2", "separator": "/"}
             harr = hg.create_array(**kwargs)  # no metadata yet: incomplete until stamped
             build_blocks(src, harr, layout, list(layout.blocks()), desc=f"halo level {path}",
-                         progress_bar=progress_bar)
+                         progress=progress)
             harr.attrs.update({_KEY: meta.to_dict()})  # metadata last
             done = sorted(set(_voxzarr_attrs(hg).get("levels", [])) | {path})
             _update_voxzarr_attrs(hg, layout="halo", version=LAYOUT_VERSION, levels=done)
@@ -537,8 +542,9 @@ def _region_slices(region: Any, dims: tuple[str, ...], shape: tuple[int, ...], w
     return tuple(out)
 
 
+@progress_keyword
 def write_region(location: Any, region: Any, data: Any, *, level: int | str = 0,
-                 progress_bar: bool | None = None, storage_options: dict | None = None
+                 progress: bool | None = None, storage_options: dict | None = None
                  ) -> RegionReport:
     """Write pixels into a region of the canonical image and rebuild the halo it touches.
 
@@ -558,6 +564,9 @@ def write_region(location: Any, region: Any, data: Any, *, level: int | str = 0,
         numpy / dask array or DataArray of the region's shape (cast to the image dtype).
     level
         Level index or path.
+    progress
+        Show a progress bar (default: when stderr is a terminal and not under CI).
+        ``progress_bar=`` is its deprecated old name.
     """
     group, where = open_image_group(location, writable=True, storage_options=storage_options)
     # serialized with every other writer of this image (see image_lock): the generation
@@ -598,7 +607,7 @@ def write_region(location: Any, region: Any, data: Any, *, level: int | str = 0,
             if name == path:
                 blocks = meta.layout.blocks_touching(sl)
                 rebuilt[name] = build_blocks(arr, harr, meta.layout, blocks,
-                                             desc=f"halo level {name}", progress_bar=progress_bar)
+                                             desc=f"halo level {name}", progress=progress)
             harr.attrs.update({_KEY: {**meta.to_dict(), "generation": new_gen}})
         return RegionReport(level=path, region=sl, generation=new_gen, rebuilt=rebuilt,
                             stale=tuple(sorted(set(halos) - fresh)))

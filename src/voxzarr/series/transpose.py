@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from zarr.codecs import BloscCodec
 
 from .. import _store
-from .._progress import want_progress
+from .._progress import progress_keyword, want_progress
 from ..coords import SPATIAL, geometry, parse_dims
 from ..errors import (
     GeometryError,
@@ -193,7 +193,7 @@ def _convert(
     clevel: int,
     overwrite: bool,
     resume: bool,
-    progress_bar: bool | None,
+    progress: bool | None,
     storage_options: dict | None,
 ) -> Any:
     """Create or resume the target, run every phase, then write the metadata and finish."""
@@ -247,14 +247,14 @@ def _convert(
                 compressors=None if path is not None else _codecs("lz4", 1), fill_value=0,
                 zarr_format=3,
             )
-    progress = _Progress(root, state, plan)
+    done = _Progress(root, state, plan)
     reader = reader_for(img.data, plan.threads)
     client = active_client()  # a dask.distributed cluster takes the tasks, if one is active
     total = sum(math.prod(shape) for _ in plan.phases) * dtype.itemsize
-    with tqdm(total=total, initial=progress.bytes_done(dtype.itemsize), unit="B",
-              unit_scale=True, desc=plan.direction, disable=not want_progress(progress_bar),
+    with tqdm(total=total, initial=done.bytes_done(dtype.itemsize), unit="B",
+              unit_scale=True, desc=plan.direction, disable=not want_progress(progress),
               leave=False) as bar:
-        first_phase, first_task = progress.position
+        first_phase, first_task = done.position
         for k, phase in enumerate(plan.phases):
             if k < first_phase:
                 continue
@@ -262,7 +262,7 @@ def _convert(
             dst = target if phase.target == "target" else staging
 
             def on_progress(nxt: int, nbytes: int, k: int = k) -> None:
-                progress.advance(k, nxt)
+                done.advance(k, nxt)
                 bar.update(nbytes)
 
             run_phase(phase, src, dst, start=first_task if k == first_phase else 0,
@@ -289,6 +289,7 @@ def _with_fewer_threads(make: Callable[[int], TransposePlan], threads: int) -> T
 
 
 # ----------------------------------------------------------------------------- public API
+@progress_keyword
 def to_series(
     obj: xr.DataArray,
     location: Any,
@@ -304,7 +305,7 @@ def to_series(
     threads: int | None = None,
     name: str | None = None,
     source: Any = None,
-    progress_bar: bool | None = None,
+    progress: bool | None = None,
     storage_options: dict | None = None,
 ) -> Any:
     """Write a time-lapse image in the series layout: each chunk holds whole time series.
@@ -340,6 +341,9 @@ def to_series(
         Threads for decoding and encoding (default: CPU count, at most 8).
     source
         Where the image came from, recorded in the ``voxzarr`` attribute.
+    progress
+        Show a progress bar (default: when stderr is a terminal and not under CI).
+        ``progress_bar=`` is its deprecated old name.
 
     Returns
     -------
@@ -367,9 +371,10 @@ def to_series(
     final["voxzarr"] = {**header, "complete": True}
     return _convert(img, location, plan, header=header, final_attrs=final,
                     compressor=compressor, clevel=clevel, overwrite=overwrite, resume=resume,
-                    progress_bar=progress_bar, storage_options=storage_options)
+                    progress=progress, storage_options=storage_options)
 
 
+@progress_keyword
 def to_images(
     obj: xr.DataArray,
     location: Any,
@@ -385,7 +390,7 @@ def to_images(
     threads: int | None = None,
     name: str | None = None,
     source: Any = None,
-    progress_bar: bool | None = None,
+    progress: bool | None = None,
     storage_options: dict | None = None,
 ) -> Any:
     """Write a series-layout image (or any time-lapse) back in the image layout.
@@ -417,7 +422,7 @@ def to_images(
               "source": _fingerprint(img, source, reader.chunks), "array": ARRAY}
     return _convert(img, location, plan, header=header, final_attrs=_ngff_attrs(img, name),
                     compressor=compressor, clevel=clevel, overwrite=overwrite, resume=resume,
-                    progress_bar=progress_bar, storage_options=storage_options)
+                    progress=progress, storage_options=storage_options)
 
 
 def series_info(location: Any, *, storage_options: dict | None = None) -> dict[str, Any]:
