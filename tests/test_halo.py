@@ -123,7 +123,7 @@ def test_stored_chunk_k_holds_the_documented_region():
     np.testing.assert_array_equal(row[14:28], range(6, 20))
     np.testing.assert_array_equal(row[28:42], [*range(14, 23), 0, 0, 0, 0, 0])
     meta = zarr.open_array(store, path="halo/0", mode="r").attrs["voxzarr"]
-    assert meta["layout"] == "halo" and meta["version"] == 1
+    assert meta["layout"] == "halo" and meta["version"] == "1.0"
     assert meta["depth"] == [0, 3] and meta["core_chunks"] == [3, 8]
     assert meta["shape"] == [3, 22] and meta["border"] == "valid"
     assert meta["source_level"] == "0" and meta["generation"] == 0

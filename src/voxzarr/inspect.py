@@ -24,11 +24,10 @@ from . import _store
 from ._locate import bf2raw_series, canonical_dims, read_multiscale_metadata, resolve_image_group
 from .errors import StoreError, VoxzarrError
 from .ngff import layout_kind, ome_attrs
+from .ngff.layouts import VOXZARR_KEY
 
 __all__ = ["info", "format_info"]
 
-#: key of voxzarr's own metadata, beside ``"ome"`` in the group attributes
-VOXZARR_KEY = "voxzarr"
 
 
 def info(
@@ -118,7 +117,7 @@ def info(
         "dims": list(canonical_dims(dims)),
         "channels": list(ms.channel_names) if ms.channel_names is not None else None,
         "labels": _labels_of(group),
-        "voxzarr": _jsonable(vox) if isinstance(vox, Mapping) else None,
+        VOXZARR_KEY: _jsonable(vox) if isinstance(vox, Mapping) else None,
         "layout": str(vox.get("layout", "image")) if isinstance(vox, Mapping) else "image",
         "levels": levels,
         "other_arrays": others,
@@ -373,7 +372,7 @@ def format_info(report: Mapping[str, Any]) -> str:
     ]
     if report.get("series") and not report.get("images"):  # else the images table lists them
         head.append(["series", ", ".join(report["series"])])
-    vox = report.get("voxzarr")
+    vox = report.get(VOXZARR_KEY)
     if vox:
         head.append(["voxzarr", ", ".join(f"{k}={v}" for k, v in vox.items()
                                           if not isinstance(v, Mapping | list))])

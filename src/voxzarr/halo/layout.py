@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import HaloError, MetadataError
+from ..ngff.layouts import HALO_LAYOUT, HALO_VERSION, check_version
 
 __all__ = [
     "LAYOUT_VERSION",
@@ -30,8 +31,9 @@ __all__ = [
     "storage_overhead",
 ]
 
-#: version of the stored halo layout described in ``spec/halo.md``
-LAYOUT_VERSION = 1
+#: version of the stored halo layout described in ``spec/halo.md`` (written as this string;
+#: the integer 1 of earlier halo arrays reads as ``"1.0"``)
+LAYOUT_VERSION = HALO_VERSION
 
 
 @dataclass(frozen=True)
@@ -251,7 +253,8 @@ def storage_overhead(chunk: Sequence[int], depth: Sequence[int]) -> float:
 # --------------------------------------------------------------------------- metadata
 @dataclass(frozen=True)
 class HaloMeta:
-    """Metadata of one halo array, stored under its ``"voxzarr"`` attribute key."""
+    """Metadata of one halo array, stored under its ``"voxzarr"`` attribute key
+    (:data:`~voxzarr.ngff.layouts.VOXZARR_KEY`)."""
 
     source_level: str
     dims: tuple[str, ...]
@@ -263,7 +266,7 @@ class HaloMeta:
     dtype: str
     source_chunks: tuple[int, ...]
     border: str = "valid"
-    version: int = LAYOUT_VERSION
+    version: str = LAYOUT_VERSION
 
     @property
     def layout(self) -> HaloLayout:
@@ -272,7 +275,7 @@ class HaloMeta:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "layout": "halo",
+            "layout": HALO_LAYOUT,
             "version": self.version,
             "source_level": self.source_level,
             "source": f"../../{self.source_level}",
@@ -291,15 +294,11 @@ class HaloMeta:
     @classmethod
     def from_dict(cls, raw: Any, *, path: object = None) -> HaloMeta:
         """Parse the ``"voxzarr"`` attribute of a halo array, naming the field at fault."""
-        if not isinstance(raw, Mapping) or raw.get("layout") != "halo":
+        if not isinstance(raw, Mapping) or raw.get("layout") != HALO_LAYOUT:
             raise MetadataError("not a halo array (no voxzarr.layout == 'halo'); it may be "
                                 "incomplete: rebuild it with to_halo", path=path,
                                 field="voxzarr.layout")
-        version = raw.get("version")
-        if version != LAYOUT_VERSION:
-            raise MetadataError(f"halo layout version {version!r} is not supported (this "
-                                f"voxzarr reads version {LAYOUT_VERSION})", path=path,
-                                field="voxzarr.version")
+        check_version(raw.get("version"), LAYOUT_VERSION, layout=HALO_LAYOUT, path=path)
         dims = _ints_or_names(raw, "dims", path, names=True)
         n = len(dims)
         fields = {k: _ints_or_names(raw, k, path) for k in

@@ -40,6 +40,7 @@ from ..errors import (
 )
 from ..io import read_multiscale_metadata, resolve_image_group
 from ..ngff import Multiscale
+from ..ngff.layouts import HALO_LAYOUT, VOXZARR_KEY, voxzarr_attrs
 from .graph import run_blocks
 from .layout import LAYOUT_VERSION, HaloLayout, HaloMeta
 
@@ -56,7 +57,6 @@ __all__ = [
 
 #: name of the group (inside the image group) that holds one halo array per level
 HALO_GROUP = "halo"
-_KEY = "voxzarr"
 
 
 # --------------------------------------------------------------------------- opening
@@ -106,13 +106,12 @@ def level_array(group: zarr.Group, where: str, level: int | str
 
 
 def _voxzarr_attrs(node: zarr.Group | zarr.Array) -> dict[str, Any]:
-    raw = node.attrs.asdict().get(_KEY, {})
-    return dict(raw) if isinstance(raw, Mapping) else {}
+    return voxzarr_attrs(node.attrs.asdict())
 
 
 def _update_voxzarr_attrs(node: zarr.Group | zarr.Array, **values: Any) -> None:
     """Merge ``values`` into the node's ``"voxzarr"`` attribute (other keys are kept)."""
-    node.attrs.update({_KEY: {**_voxzarr_attrs(node), **values}})
+    node.attrs.update({VOXZARR_KEY: {**_voxzarr_attrs(node), **values}})
 
 
 # --------------------------------------------------------------------------- writer lock
@@ -213,7 +212,7 @@ def halo_array(group: zarr.Group, where: str, level_path: str) -> zarr.Array:
 def read_meta(harr: zarr.Array, where: str) -> HaloMeta:
     """Parse and cross-check a halo array's metadata against the array itself."""
     here = f"{where.rstrip('/')}/{harr.path}"
-    meta = HaloMeta.from_dict(harr.attrs.asdict().get(_KEY), path=here)
+    meta = HaloMeta.from_dict(harr.attrs.asdict().get(VOXZARR_KEY), path=here)
     layout = meta.layout
     if tuple(harr.shape) != layout.stored_shape or tuple(harr.chunks) != layout.block_shape:
         raise MetadataError(f"array shape {harr.shape} / chunks {harr.chunks} do not match "
@@ -479,9 +478,9 @@ def write_halo(
             harr = hg.create_array(**kwargs)  # no metadata yet: incomplete until stamped
             build_blocks(src, harr, layout, list(layout.blocks()), desc=f"halo level {path}",
                          progress=progress)
-            harr.attrs.update({_KEY: meta.to_dict()})  # metadata last
+            harr.attrs.update({VOXZARR_KEY: meta.to_dict()})  # metadata last
             done = sorted(set(_voxzarr_attrs(hg).get("levels", [])) | {path})
-            _update_voxzarr_attrs(hg, layout="halo", version=LAYOUT_VERSION, levels=done)
+            _update_voxzarr_attrs(hg, layout=HALO_LAYOUT, version=LAYOUT_VERSION, levels=done)
     return location
 
 
@@ -608,7 +607,7 @@ def write_region(location: Any, region: Any, data: Any, *, level: int | str = 0,
                 blocks = meta.layout.blocks_touching(sl)
                 rebuilt[name] = build_blocks(arr, harr, meta.layout, blocks,
                                              desc=f"halo level {name}", progress=progress)
-            harr.attrs.update({_KEY: {**meta.to_dict(), "generation": new_gen}})
+            harr.attrs.update({VOXZARR_KEY: {**meta.to_dict(), "generation": new_gen}})
         return RegionReport(level=path, region=sl, generation=new_gen, rebuilt=rebuilt,
                             stale=tuple(sorted(set(halos) - fresh)))
 

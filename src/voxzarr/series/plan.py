@@ -42,6 +42,7 @@ from dask.utils import format_bytes, parse_bytes
 
 from ..coords import SPATIAL
 from ..errors import InvalidArgumentError, VoxzarrError
+from ..ngff.layouts import SERIES_LAYOUT, SERIES_VERSION
 
 __all__ = [
     "LAYOUT",
@@ -60,8 +61,8 @@ __all__ = [
     "amplification",
 ]
 
-LAYOUT = "series"
-LAYOUT_VERSION = "0.1"
+#: the series layout of ``spec/series.md`` and the version new stores record
+LAYOUT, LAYOUT_VERSION = SERIES_LAYOUT, SERIES_VERSION
 #: target uncompressed size of one series chunk (time x spatial block)
 CHUNK_BYTES = 1 << 20
 #: above this many series chunks the layout groups them into shards

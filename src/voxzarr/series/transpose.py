@@ -18,7 +18,7 @@ import math
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from ..errors import (
     VoxzarrError,
 )
 from ..ngff import Axis, Level, Multiscale, multiscales_attrs, wrap_ome
+from ..ngff.layouts import VOXZARR_KEY, check_version, voxzarr_attrs
 from .executor import ZarrReader, active_client, reader_for, run_phase
 from .plan import (
     LAYOUT,
@@ -171,7 +172,7 @@ class _Progress:
         if self.state.get("progress") == new:
             return  # a task finished out of order on a cluster: nothing new to record
         self.state["progress"] = new
-        self.root.attrs.update({"voxzarr": self.state})
+        self.root.attrs.update({VOXZARR_KEY: self.state})
 
     def bytes_done(self, itemsize: int) -> int:
         phase, nxt = self.position
@@ -212,7 +213,7 @@ def _convert(
     if path is not None and old == final_attrs:  # finished, killed before the rename
         _move_into_place(work, path)
         return location
-    old_vz = old.get("voxzarr") if isinstance(old.get("voxzarr"), Mapping) else None
+    old_vz = voxzarr_attrs(old) or None
     can_resume = (
         resume and old_vz is not None and old_vz.get("complete") is False
         and {k: v for k, v in old_vz.items() if k != "progress"} == expected
@@ -234,7 +235,7 @@ def _convert(
     else:
         state = {**expected, "progress": {"phase": 0, "next": 0}}
         root = zarr.open_group(store, mode="w", zarr_format=3)
-        root.attrs.put({"voxzarr": state})  # marker first: this store is not complete
+        root.attrs.put({VOXZARR_KEY: state})  # marker first: this store is not complete
         target = zarr.create_array(
             store, name=ARRAY, shape=shape, dtype=dtype, chunks=plan.chunks,
             shards=plan.shards, compressors=_codecs(compressor, clevel), fill_value=0,
@@ -368,7 +369,7 @@ def to_series(
         "shards": list(plan.shards) if plan.shards else None,
     }
     final = _ngff_attrs(img, name)
-    final["voxzarr"] = {**header, "complete": True}
+    final[VOXZARR_KEY] = {**header, "complete": True}
     return _convert(img, location, plan, header=header, final_attrs=final,
                     compressor=compressor, clevel=clevel, overwrite=overwrite, resume=resume,
                     progress=progress, storage_options=storage_options)
@@ -436,8 +437,8 @@ def series_info(location: Any, *, storage_options: dict | None = None) -> dict[s
         raise StoreError("the conversion into this store did not finish; run to_series "
                          "again with the same options to resume it", path=location)
     root = _store.open_root(location, storage_options=storage_options)
-    vz = root.attrs.asdict().get("voxzarr")
-    if not isinstance(vz, Mapping) or vz.get("layout") != LAYOUT:
+    vz = voxzarr_attrs(root.attrs.asdict())
+    if vz.get("layout") != LAYOUT:
         raise MetadataError("not a voxzarr series store (no voxzarr.layout == 'series'); "
                             "write one with img.vox.to_series", path=location,
                             field="voxzarr.layout")
@@ -445,12 +446,8 @@ def series_info(location: Any, *, storage_options: dict | None = None) -> dict[s
         raise StoreError("the conversion into this store did not finish; run to_series "
                          "again with the same options to resume it", path=location,
                          field="voxzarr.complete")
-    major = str(vz.get("version", "")).split(".")[0]
-    if major != LAYOUT_VERSION.split(".")[0]:
-        raise MetadataError(f"series layout version {vz.get('version')!r} is not supported "
-                            f"(this voxzarr writes {LAYOUT_VERSION})", path=location,
-                            field="voxzarr.version")
-    return dict(vz)
+    check_version(vz.get("version"), LAYOUT_VERSION, layout=LAYOUT, path=location)
+    return vz
 
 
 def open_series(
