@@ -54,7 +54,7 @@ def main(out: Path) -> None:
     assert np.isclose(sub.vox.voxel_size["x"], 2 * img.vox.voxel_size["x"])
 
     print()
-    report = vz.info(store)  # a dict (JSON-ready); vz.format_info: the `voxzarr info` table
+    report = vz.info(store)  # typed, and a JSON-ready dict; shown as the `voxzarr info` table
     print(vz.format_info(report))
     level0 = report["levels"][0]
     assert level0["chunks"] == [16, 64, 64] and level0["shards"] == [32, 128, 128], level0

@@ -180,3 +180,25 @@ def test_exported_function_not_module():
             continue
     assert not isinstance(vz.info, types.ModuleType)
     assert vz.info is info and vz.format_info is format_info
+
+
+def test_info_is_typed_and_still_a_dict(tmp_path):
+    import copy
+    import pickle
+
+    from voxzarr.inspect import ImageInfo, LevelInfo
+
+    path = tmp_path / "t.ome.zarr"
+    vz.to_ome_zarr(_image(), path, chunks=(2, 16, 16))
+    rep = info(path)
+    assert isinstance(rep, ImageInfo) and isinstance(rep.levels[0], LevelInfo)
+    assert rep.levels[0].voxel_size == rep["levels"][0]["voxel_size"] == {
+        "z": 2.0, "y": 0.5, "x": 0.5}
+    assert rep.ngff_version == rep["ngff_version"] == "0.5"
+    assert repr(rep) == format_info(rep)  # shown as the `voxzarr info` table
+    plain = json.loads(json.dumps(rep))
+    assert rep == plain and rep.to_dict() == plain and format_info(plain) == format_info(rep)
+    assert pickle.loads(pickle.dumps(rep)) == rep and copy.deepcopy(rep) == rep
+    with pytest.raises(TypeError, match="read-only"):
+        rep["name"] = "other"
+    assert "0.5" in repr(rep) and "t.ome.zarr" in repr(rep)

@@ -1,6 +1,8 @@
 """What is in an OME-Zarr image: axes, geometry, storage layout and sizes of every level.
 
-:func:`info` returns a plain, JSON-ready dict; :func:`format_info` turns it into the table that
+:func:`info` returns an :class:`ImageInfo`: typed fields (``report.levels[0].voxel_size``) that
+is also the JSON-ready dict it always was (``report["levels"][0]["voxel_size"]``,
+``json.dumps(report)``), read-only, shown as the table of :func:`format_info`, which is what
 ``voxzarr info PATH`` prints. Nothing is decoded: sizes come from the store's object listing
 (``stored_bytes``, every object under the array's prefix, metadata included) and from the
 array metadata (``raw_bytes`` = ``nbytes``, the decoded size).
@@ -14,6 +16,7 @@ like the function ``vz.info`` rebinds the package attribute to the module once i
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,7 +29,109 @@ from .errors import StoreError, VoxzarrError
 from .ngff import layout_kind, ome_attrs
 from .ngff.layouts import VOXZARR_KEY
 
-__all__ = ["info", "format_info"]
+__all__ = ["ArrayInfo", "ImageInfo", "LevelInfo", "info", "format_info"]
+
+
+# --------------------------------------------------------------------------- typed report
+class _Record(dict):  # type: ignore[type-arg]
+    """Base of the typed reports: a frozen dataclass that is also the plain dict of its
+    fields, so code that indexes, compares or JSON-encodes the report keeps working. The
+    dict cannot be changed (it would no longer match the fields)."""
+
+    def __post_init__(self) -> None:
+        dict.update(self, {f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
+
+    def _read_only(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(f"{type(self).__name__} is read-only; copy it with dict(report)")
+
+    __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = _read_only
+    __ior__ = _read_only
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild, (type(self), {f.name: getattr(self, f.name)
+                                       for f in dataclasses.fields(self)})
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain, mutable copy: dicts and lists all the way down."""
+        return _plain(self)
+
+
+def _rebuild(cls: type, values: dict[str, Any]) -> Any:
+    return cls(**values)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+class ArrayInfo(_Record):
+    """Storage of one array: shape, dtype, chunking, codecs and sizes.
+
+    ``stored_bytes`` counts every object under the array's prefix (metadata included),
+    ``raw_bytes`` the decoded size; ``ratio`` is raw over stored (``None`` if nothing is
+    stored).
+    """
+
+    path: str
+    shape: list[int]
+    dtype: str
+    chunks: list[int]
+    shards: list[int] | None
+    codecs: list[dict[str, Any]]
+    stored_bytes: int
+    raw_bytes: int
+    ratio: float | None
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.path!r}: {_shape(self.shape)} {self.dtype}, "
+                f"chunks {_shape(self.chunks)}, shards {_shape(self.shards)}, "
+                f"{_size(self.stored_bytes)} stored)")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+class LevelInfo(ArrayInfo):
+    """One level of the image: its storage and its geometry (physical axes only)."""
+
+    voxel_size: dict[str, float]
+    translation: dict[str, float]
+    units: dict[str, str | None]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+class ImageInfo(_Record):
+    """What :func:`info` reports about an OME-Zarr image (see its docstring for each field).
+
+    Shown (``repr``) as the table :func:`format_info` makes.
+    """
+
+    location: str
+    image: str
+    container: str
+    series: list[str] | None
+    images: list[dict[str, Any]] | None
+    ngff_version: str | None
+    zarr_format: int
+    name: str | None
+    axes: list[dict[str, Any]]
+    stored_axes: str
+    dims: list[str]
+    channels: list[str] | None
+    labels: list[str]
+    voxzarr: dict[str, Any] | None
+    layout: str
+    levels: list[LevelInfo]
+    other_arrays: list[ArrayInfo]
+    stored_bytes: int
+    raw_bytes: int
+    ratio: float | None
+
+    def __repr__(self) -> str:
+        return format_info(self)
 
 
 
@@ -38,7 +143,7 @@ def info(
     field: int | None = None,
     label: str | None = None,
     storage_options: dict | None = None,
-) -> dict[str, Any]:
+) -> ImageInfo:
     """Describe an OME-Zarr image without reading its pixels.
 
     Parameters
@@ -53,7 +158,8 @@ def info(
 
     Returns
     -------
-    dict
+    ImageInfo
+        Typed fields, also readable as a (read-only, JSON-ready) dict:
         ``location``, ``image`` (the image group), ``container`` (``"image"``,
         ``"bioformats2raw"`` or ``"plate"``) and ``series`` (the series of a bioformats2raw
         layout), ``images`` (every image of a plate or bioformats2raw container, one dict
@@ -66,8 +172,9 @@ def info(
         ``voxzarr`` (voxzarr's own metadata or ``None``) and ``layout`` (its ``layout``, else
         ``"image"``), ``levels`` (one dict per level: ``path``, ``shape``, ``dtype``,
         ``voxel_size``, ``translation``, ``units``, ``chunks``, ``shards``, ``codecs``,
-        ``stored_bytes``, ``raw_bytes``, ``ratio``), ``other_arrays`` (arrays of the group that
-        are not levels, e.g. ``halo/0``) and the totals ``stored_bytes``, ``raw_bytes``,
+        ``stored_bytes``, ``raw_bytes``, ``ratio``: a :class:`LevelInfo`), ``other_arrays``
+        (arrays of the group that are not levels, e.g. ``halo/0``: :class:`ArrayInfo`) and
+        the totals ``stored_bytes``, ``raw_bytes``,
         ``ratio``. ``ratio`` is raw over stored bytes (the compression factor; ``None`` when
         nothing is stored).
     """
@@ -87,44 +194,44 @@ def info(
         entry = _array_entry(arr)
         phys = [(d, s, t) for d, s, t in zip(dims, lv.scale, lv.translation, strict=True)
                 if d != "c"]
-        levels.append({
-            "path": lv.path,
+        levels.append(LevelInfo(
+            path=lv.path,
             **entry,
-            "voxel_size": {d: s for d, s, _ in phys},
-            "translation": {d: t for d, _, t in phys},
-            "units": {d: ms.units.get(d) for d, _, _ in phys},
-        })
+            voxel_size={d: s for d, s, _ in phys},
+            translation={d: t for d, _, t in phys},
+            units={d: ms.units.get(d) for d, _, _ in phys},
+        ))
     level_paths = {arr.path for arr in arrays}
     others = [
-        {"path": _relative(arr.path, group.path), **_array_entry(arr)}
+        ArrayInfo(path=_relative(arr.path, group.path), **_array_entry(arr))
         for arr in _member_arrays(group)
         if arr.path not in level_paths
     ]
     vox = attrs.get(VOXZARR_KEY)
     stored = sum(lv["stored_bytes"] for lv in levels)
     raw = sum(lv["raw_bytes"] for lv in levels)
-    return {
-        "location": str(location),
-        "image": where,
-        "container": container,
-        "series": bf2raw_series(root) if container == "bioformats2raw" else None,
-        "images": _container_images(root, container, str(location)),
-        "ngff_version": ms.version,
-        "zarr_format": group.metadata.zarr_format,
-        "name": ms.name,
-        "axes": [{"name": a.name, "type": a.type, "unit": a.unit} for a in ms.axes],
-        "stored_axes": "".join(dims),
-        "dims": list(canonical_dims(dims)),
-        "channels": list(ms.channel_names) if ms.channel_names is not None else None,
-        "labels": _labels_of(group),
-        VOXZARR_KEY: _jsonable(vox) if isinstance(vox, Mapping) else None,
-        "layout": str(vox.get("layout", "image")) if isinstance(vox, Mapping) else "image",
-        "levels": levels,
-        "other_arrays": others,
-        "stored_bytes": stored,
-        "raw_bytes": raw,
-        "ratio": _ratio(raw, stored),
-    }
+    return ImageInfo(
+        location=str(location),
+        image=where,
+        container=container,
+        series=bf2raw_series(root) if container == "bioformats2raw" else None,
+        images=_container_images(root, container, str(location)),
+        ngff_version=ms.version,
+        zarr_format=group.metadata.zarr_format,
+        name=ms.name,
+        axes=[{"name": a.name, "type": a.type, "unit": a.unit} for a in ms.axes],
+        stored_axes="".join(dims),
+        dims=list(canonical_dims(dims)),
+        channels=list(ms.channel_names) if ms.channel_names is not None else None,
+        labels=_labels_of(group),
+        voxzarr=_jsonable(vox) if isinstance(vox, Mapping) else None,
+        layout=str(vox.get("layout", "image")) if isinstance(vox, Mapping) else "image",
+        levels=levels,
+        other_arrays=others,
+        stored_bytes=stored,
+        raw_bytes=raw,
+        ratio=_ratio(raw, stored),
+    )
 
 
 # --------------------------------------------------------------------------- pieces
