@@ -1,5 +1,5 @@
 """Run voxzarr's dask graphs on a ``dask.distributed`` cluster (the CLI's ``--scheduler`` /
-``--workers``).
+``--workers``), and find the cluster client that is active (:func:`current_client`).
 
 voxzarr never needs a cluster: every operation builds a dask graph that runs on whatever
 scheduler is active. This helper only makes a ``distributed.Client`` the active scheduler for
@@ -8,6 +8,7 @@ the duration of one command and closes it (and a cluster it started) afterwards.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ from typing import Any
 
 from .errors import DependencyError, InvalidArgumentError
 
-__all__ = ["cluster"]
+__all__ = ["cluster", "current_client"]
 
 
 def _distributed() -> Any:
@@ -25,6 +26,25 @@ def _distributed() -> Any:
         raise DependencyError("needs the 'distributed' package: pip install 'voxzarr[distributed]'",
                               field="--scheduler/--workers") from None
     return distributed
+
+
+def current_client() -> Any | None:
+    """The ``distributed.Client`` that ``dask.compute`` would use here, or ``None``.
+
+    ``dask.config`` wins, as in dask itself: inside ``dask.config.set(scheduler="threads")``
+    there is no client even while one exists.
+    """
+    if "distributed" not in sys.modules:  # no client can exist; do not import it
+        return None
+    from dask.base import get_scheduler
+    from distributed import Client
+
+    try:
+        scheduler = get_scheduler()
+    except (RuntimeError, ValueError):
+        return None
+    owner = getattr(scheduler, "__self__", scheduler)  # dask hands out ``client.get``
+    return owner if isinstance(owner, Client) else None
 
 
 @contextmanager

@@ -135,7 +135,7 @@ def progress(desc: str, enabled: bool | None = None) -> Iterator[None]:
     if not want_progress(enabled):
         yield
         return
-    from .convert._pool import current_client
+    from ._cluster import current_client
 
     client = current_client()
     if client is not None:

@@ -17,7 +17,6 @@ cleanup (or metadata-last rule, on object storage) leaves no complete-looking da
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -28,31 +27,14 @@ import dask
 from dask.core import flatten
 from dask.utils import ensure_dict
 
+from .._cluster import current_client
+
 __all__ = ["joined_pool", "current_client", "JoinedClient"]
 
 #: local schedulers that already stop every task before an error leaves them
 _SELF_JOINING = {"sync", "synchronous", "single-threaded", "processes", "multiprocessing"}
 #: how often the workers are asked whether a cancelled task is still running (seconds)
 _POLL_S = 0.05
-
-
-def current_client() -> Any | None:
-    """The ``distributed.Client`` that ``dask.compute`` would use here, or ``None``.
-
-    ``dask.config`` wins, as in dask itself: inside ``dask.config.set(scheduler="threads")``
-    there is no client even while one exists.
-    """
-    if "distributed" not in sys.modules:  # no client can exist; do not import it
-        return None
-    from dask.base import get_scheduler
-    from distributed import Client
-
-    try:
-        scheduler = get_scheduler()
-    except (RuntimeError, ValueError):
-        return None
-    owner = getattr(scheduler, "__self__", scheduler)  # dask hands out ``client.get``
-    return owner if isinstance(owner, Client) else None
 
 
 def _running_keys(dask_worker: Any = None) -> list:
