@@ -26,7 +26,8 @@ SPEC = Path(__file__).parents[1] / "spec" / "architecture.md"
 LAYERS: list[tuple[str, set[str]]] = [
     ("base", {"__init__", "errors", "_registry", "_warn"}),
     ("geometry", {"units", "_dims", "gridindex", "coords"}),
-    ("store", {"_store", "_cluster", "_progress", "_dprogress", "_chunkwrite", "_chunkread"}),
+    ("store", {"_store", "_cluster", "_progress", "_dprogress", "_chunkwrite", "_chunkread",
+               "_pool"}),
     ("ngff", {"ngff"}),
     ("io", {"_locate", "io"}),
     ("compute", {"_xp", "_cupyx_exact", "_kernels", "_points", "ndinterp", "_downsample"}),

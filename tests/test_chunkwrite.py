@@ -5,11 +5,15 @@ from __future__ import annotations
 import dask.array as da
 import numcodecs
 import numpy as np
+import pytest
 import zarr
+import zarr.storage
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from zarr.codecs import BloscCodec, GzipCodec
 
+from voxzarr import _chunkread
+from voxzarr._chunkread import read_region
 from voxzarr._chunkwrite import _FastTarget, chunk_target
 
 
@@ -66,27 +70,57 @@ def test_other_codecs_use_zarr(tmp_path):
     assert chunk_target(arr) is arr
 
 
-@settings(max_examples=60, deadline=None)
-@given(case=cases(), data=st.data())
-def test_fast_reads_equal_zarr(tmp_path_factory, case, data):
-    from voxzarr._chunkwrite import read_region
-
+@settings(max_examples=80, deadline=None)
+@given(case=cases(), data=st.data(), memory=st.booleans())
+def test_fast_reads_equal_zarr(tmp_path_factory, case, data, memory):
+    """Any box, aligned or not, from a local directory or a (remote-like) memory store."""
     shape, chunks, shards, layout, dtype, zero_frac, seed = case
     rng = np.random.default_rng(seed)
     values = (rng.random(shape) * 100).astype(dtype)
     values[rng.random(shape) < zero_frac] = 0
-    arr = _create(tmp_path_factory.mktemp("cr") / "a", shape, chunks, shards, layout, dtype)
+    where = zarr.storage.MemoryStore() if memory else tmp_path_factory.mktemp("cr") / "a"
+    arr = _create(where, shape, chunks, shards, layout, dtype)
     arr[:] = values
     key = []
     for n, c in zip(shape, chunks, strict=True):
-        aligned = data.draw(st.booleans())
-        if aligned:  # whole chunks: the direct path
+        if data.draw(st.booleans()):  # whole chunks
             a = data.draw(st.integers(0, (n - 1) // c)) * c
             b = min(n, a + c * data.draw(st.integers(1, 3)))
-        else:  # anything else: zarr's own path
+        else:  # any box, partial chunks included
             a = data.draw(st.integers(0, n - 1))
             b = data.draw(st.integers(a + 1, n))
         key.append(slice(a, b))
     got = read_region(arr, tuple(key))
-    assert got.dtype == values.dtype
+    assert got.dtype == values.dtype and got.flags.writeable
     np.testing.assert_array_equal(got, values[tuple(key)])
+
+
+@pytest.mark.parametrize("layout", ["v3", "v3-sharded", "v2"])
+@pytest.mark.parametrize("memory", [False, True])
+def test_large_reads_decode_on_the_pool_and_skip_missing_chunks(tmp_path, layout, memory):
+    """Regions above the serial threshold decode on the shared pool; chunks (and inner
+    chunks of shards) that were never written read as the fill value."""
+    shape, chunks = (24, 160, 150), (8, 64, 64)
+    shards = (8, 128, 128) if layout == "v3-sharded" else None
+    rng = np.random.default_rng(1)
+    values = rng.integers(1, 60000, size=shape, dtype="uint16")
+    values[8:16] = 0  # a slab of empty chunks: not stored
+    values[:, :64, :64] = 0
+    arr = _create(zarr.storage.MemoryStore() if memory else tmp_path / "a", shape, chunks,
+                  shards, layout, "uint16")
+    arr[:] = values
+    assert values.nbytes > _chunkread._SERIAL_BYTES
+    np.testing.assert_array_equal(read_region(arr, (slice(None),) * 3), values)
+    box = (slice(3, 21), slice(10, 150), slice(0, 129))
+    np.testing.assert_array_equal(read_region(arr, box), values[box])
+
+
+def test_corrupt_shard_index_is_an_error(tmp_path):
+    arr = _create(tmp_path / "a", (8, 8), (4, 4), (8, 8), "v3-sharded", "uint16")
+    arr[:] = np.arange(64, dtype="uint16").reshape(8, 8)
+    shard = tmp_path / "a" / "c" / "0" / "0"
+    raw = bytearray(shard.read_bytes())
+    raw[-10] ^= 0xFF
+    shard.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="CRC32C"):
+        read_region(arr, (slice(None), slice(None)))

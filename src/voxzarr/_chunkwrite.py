@@ -1,4 +1,4 @@
-"""Fast paths for writing whole chunks (or shards) of a fresh zarr array, and reading them.
+"""Fast paths for writing whole chunks (or shards) of a fresh zarr array.
 
 zarr-python's array API spends a large share of a write in its own machinery (async loop,
 buffer copies, per-chunk bookkeeping) rather than in compression. For the layouts voxzarr
@@ -27,11 +27,14 @@ from numcodecs import Blosc
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
-__all__ = ["Layout", "chunk_target", "layout", "read_region"]
+from ._pool import pmap
+
+__all__ = ["Layout", "chunk_target", "layout"]
 
 _SHUFFLE = {"noshuffle": Blosc.NOSHUFFLE, "shuffle": Blosc.SHUFFLE,
             "bitshuffle": Blosc.BITSHUFFLE}
 _EMPTY = np.iinfo(np.uint64).max
+_PARALLEL_BYTES = 1 << 20  # smaller writes encode in the calling thread
 
 
 class _FastTarget:
@@ -65,12 +68,29 @@ class _FastTarget:
         value = np.asarray(value, dtype=self.dtype)
         ranges = [range(st // u, -(-sp // u)) for st, sp, u in zip(starts, stops, self.unit,
                                                                     strict=True)]
+        units = []
         for idx in product(*ranges):
             lo = [i * u - st for i, u, st in zip(idx, self.unit, starts, strict=True)]
-            block = value[tuple(slice(a, a + u) for a, u in zip(lo, self.unit, strict=True))]
-            parts = self.lay.encode_unit(block)
-            if parts is not None:
-                self._put(self.key_of(idx), parts)
+            units.append((idx, value[tuple(slice(a, a + u)
+                                            for a, u in zip(lo, self.unit, strict=True))]))
+        # encode every chunk (inner chunks of every shard) on the codec pool, then store
+        # each unit: a task holding a few large shards still uses every core
+        jobs = [(k, local, sub) for k, (_, block) in enumerate(units)
+                for local, sub in self.lay.inner_blocks(block)]
+        serial = value.nbytes < _PARALLEL_BYTES
+        encs = ([self.lay.encode(j[2]) for j in jobs] if serial
+                else pmap(lambda j: self.lay.encode(j[2]), jobs))
+        per_unit: list[list[tuple[Any, bytes | None]]] = [[] for _ in units]
+        for (k, local, _), enc in zip(jobs, encs, strict=True):
+            per_unit[k].append((local, enc))
+        writes = [(self.key_of(idx), parts) for (idx, _), encoded in zip(units, per_unit,
+                                                                         strict=True)
+                  if (parts := self.lay.unit_parts(encoded)) is not None]
+        if serial:
+            for w in writes:
+                self._put(*w)
+        else:
+            pmap(lambda w: self._put(*w), writes)
 
     def _put(self, key: str, parts: list[bytes]) -> None:
         if self.root is not None:
@@ -123,28 +143,39 @@ class Layout:
         data = np.ascontiguousarray(block, dtype=self.dtype)
         return data.tobytes() if self.blosc is None else self.blosc.encode(data)
 
-    def encode_unit(self, block: np.ndarray) -> list[bytes] | None:
-        """Bytes of one write unit (a shard, or a chunk when unsharded) as parts to store
-        one after another; ``block`` may be an edge unit's valid part. ``None`` when it
-        holds only the fill value (nothing is stored).
+    def inner_blocks(self, block: np.ndarray) -> list[tuple[tuple[int, ...], np.ndarray]]:
+        """The chunks of one write unit, each with its index in the unit: the unit itself
+        when unsharded, else its inner chunks in C order (those wholly outside an edge
+        shard's valid part left out)."""
+        if self.inner is None:
+            return [((), block)]
+        per = [u // c for u, c in zip(self.unit, self.inner, strict=True)]
+        out = []
+        for local in product(*(range(p) for p in per)):
+            sub = block[tuple(slice(i * c, (i + 1) * c)
+                              for i, c in zip(local, self.inner, strict=True))]
+            if sub.size:
+                out.append((local, sub))
+        return out
+
+    def unit_parts(self, encoded: list[tuple[tuple[int, ...], bytes | None]]
+                   ) -> list[bytes] | None:
+        """Bytes of one write unit from its encoded chunks (:meth:`inner_blocks` order), as
+        parts to store one after another; ``None`` when every chunk holds only the fill
+        value (nothing is stored).
 
         A shard is its non-empty inner chunks in C order, then the index (offset, length
         per inner chunk, ``2**64 - 1`` for absent ones) and its CRC32C: what zarr's
         sharding codec reads (zarr itself writes the inner chunks in Morton order).
         """
         if self.inner is None:
-            enc = self.encode(block)
+            enc = encoded[0][1]
             return None if enc is None else [enc]
         per = [u // c for u, c in zip(self.unit, self.inner, strict=True)]
         index = np.full((*per, 2), _EMPTY, dtype="<u8")
         parts: list[bytes] = []
         offset = 0
-        for local in product(*(range(p) for p in per)):
-            sl = tuple(slice(i * c, (i + 1) * c) for i, c in zip(local, self.inner, strict=True))
-            sub = block[sl]
-            if sub.size == 0:
-                continue  # inner chunk wholly outside the array (edge shard)
-            enc = self.encode(sub)
+        for local, enc in encoded:
             if enc is None:
                 continue
             index[local] = (offset, len(enc))
@@ -154,6 +185,12 @@ class Layout:
             return None
         raw = index.tobytes()
         return [*parts, raw, np.array([google_crc32c.value(raw)], dtype="<u4").tobytes()]
+
+    def encode_unit(self, block: np.ndarray) -> list[bytes] | None:
+        """Bytes of one write unit (``block`` may be an edge unit's valid part), encoded in
+        this thread; see :meth:`unit_parts`."""
+        return self.unit_parts([(local, self.encode(sub))
+                                for local, sub in self.inner_blocks(block)])
 
     def decode(self, raw: Any) -> np.ndarray:
         """One stored chunk decoded to its full chunk shape (little-endian dtype)."""
@@ -218,45 +255,3 @@ def chunk_target(arr: zarr.Array) -> Any:
     if lay is None:
         return arr
     return _FastTarget(arr, lay)
-
-
-def read_region(arr: zarr.Array, key: tuple[slice, ...]) -> np.ndarray:
-    """``arr[key]``, decoding whole unsharded chunks directly where the layout allows.
-
-    Falls back to zarr for sharded arrays, other codecs and regions that are not made of
-    whole chunks. Missing chunks read as the fill value (0), as in zarr.
-    """
-    lay = layout(arr)
-    if (lay is None or lay.inner is not None or len(key) != arr.ndim
-            or not all(isinstance(s, slice) for s in key)):  # integer indices: zarr
-        return arr[key]
-    starts = [s.start or 0 for s in key]
-    stops = [min(s.stop if s.stop is not None else n, n) for s, n in zip(key, arr.shape,
-                                                                         strict=True)]
-    if any(s.step not in (None, 1) for s in key) or not all(
-        st % u == 0 and (sp % u == 0 or sp == n)
-        for st, sp, u, n in zip(starts, stops, lay.unit, arr.shape, strict=True)
-    ):
-        return arr[key]
-    out = np.zeros([sp - st for st, sp in zip(starts, stops, strict=True)], dtype=lay.dtype)
-    store = arr.store
-    root = Path(store.root) if isinstance(store, zarr.storage.LocalStore) else None
-    ranges = [range(st // u, -(-sp // u)) for st, sp, u in zip(starts, stops, lay.unit,
-                                                                strict=True)]
-    for idx in product(*ranges):
-        k = lay.key_of(idx)
-        if root is not None:
-            try:
-                raw = (root / k).read_bytes()
-            except FileNotFoundError:
-                continue
-        else:
-            buf = sync(store.get(k, prototype=default_buffer_prototype()))
-            if buf is None:
-                continue
-            raw = buf.to_bytes()
-        chunk = lay.decode(raw)
-        dst = tuple(slice(i * u - st, min((i + 1) * u, sp) - st)
-                    for i, u, st, sp in zip(idx, lay.unit, starts, stops, strict=True))
-        out[dst] = chunk[tuple(slice(0, d.stop - d.start) for d in dst)]
-    return out.astype(arr.dtype, copy=False)

@@ -24,7 +24,8 @@ from numcodecs import Blosc
 from zarr.codecs import BloscCodec
 
 from . import _store
-from ._chunkwrite import chunk_target, read_region
+from ._chunkread import ChunkDecodeError, read_region, stored_dask_array
+from ._chunkwrite import chunk_target
 from ._locate import (  # zarr-and-metadata only (what `voxzarr info` needs); re-exported
     _warn,
     bf2raw_series,
@@ -157,14 +158,16 @@ class _ChunkReader:
         try:
             return read_region(self.array, key)
         except Exception as err:
-            grid = self.array.chunks
-            first = tuple(
-                (s.start or 0) // c if isinstance(s, slice) else 0
-                for s, c in zip(key, grid, strict=False)
-            )
+            if isinstance(err, ChunkDecodeError):
+                first, cause = err.index, err.err
+            else:
+                first = tuple(
+                    (s.start or 0) // c if isinstance(s, slice) else 0
+                    for s, c in zip(key, self.array.chunks, strict=False)
+                )
+                cause = err
             raise ChunkError(
-                f"cannot read or decode chunk starting at chunk index {first} "
-                f"({type(err).__name__}: {err})",
+                f"cannot read or decode chunk {first} ({type(cause).__name__}: {cause})",
                 path=self.where,
                 field=f"chunk {first}",
             ) from err
@@ -247,9 +250,9 @@ def _level_dataarray(ms: Multiscale, lv: Level, arr: zarr.Array, where: str,
     reader = _ChunkReader(arr, f"{where.rstrip('/')}/{lv.path}")
     canon = canonical_dims(ms.dims)
     chunks = _stored_chunks(chunks, ms.dims, canon) if chunks is not None else None
-    data = da.from_array(reader, chunks=chunks or _read_chunks(arr), asarray=False,
-                         name=f"open_image-{tokenize(where, lv.path, arr.metadata.to_dict())}",
-                          lock=False)
+    data = stored_dask_array(
+        reader, chunks or _read_chunks(arr),
+        f"open_image-{tokenize(where, lv.path, arr.metadata.to_dict())}")
     img = xr.DataArray(data, dims=ms.dims, coords=level_coords(ms, lv, arr.shape),
                        name=ms.name or IMAGE_VAR, attrs=level_attrs(ms))
     # voxzarr images are t, c, z, y, x: a lazy transpose (coordinates go with their dims)
