@@ -83,14 +83,14 @@ def bench_resample(work: Path, shape: tuple[int, ...], repeat: int) -> dict:
     src = work / "stack.ome.zarr"
     host = make_data(shape, np.dtype(np.uint16))
     img = vz.from_array(host, "zyx", voxel_size=dict(zip("zyx", SPACING, strict=True)))
-    img.vox.to_ome_zarr(src, chunks=(64, 256, 256), progress_bar=False)
+    img.vox.to_ome_zarr(src, chunks=(64, 256, 256), progress=False)
     del host, img
     out_chunks = (128, 512, 512)
 
     def run(device: str) -> None:
         iso = vz.open_image(src).vox.to_isotropic(device=device, chunks=out_chunks)
         iso.vox.to_ome_zarr(work / f"iso-{device}.ome.zarr", chunks=out_chunks,
-                            overwrite=True, progress_bar=False)
+                            overwrite=True, progress=False)
 
     run("gpu")  # compile
     times = {d: best_of(lambda d=d: run(d), repeat) for d in DEVICES}
@@ -104,17 +104,17 @@ def bench_resample(work: Path, shape: tuple[int, ...], repeat: int) -> dict:
 def bench_halo(work: Path, n: int, sigma: float, repeat: int) -> dict:
     path = work / "cube.ome.zarr"
     vz.from_array(make_volume(n), "zyx").vox.to_ome_zarr(path, chunks=(128,) * 3,
-                                                        progress_bar=False)
+                                                        progress=False)
     depth = filter_radius("gaussian", "zyx", sigma=sigma)[0]
     t0 = time.perf_counter()
-    write_halo(None, path, depth=depth, progress_bar=False)
+    write_halo(None, path, depth=depth, progress=False)
     build = time.perf_counter() - t0
 
     def run(device: str) -> None:
         out = vz.open_image(path).vox.filter("gaussian", sigma=sigma, device=device,
                                              halo="require")
         out.vox.to_ome_zarr(work / f"gauss-{device}.ome.zarr", chunks=(128,) * 3,
-                            overwrite=True, progress_bar=False)
+                            overwrite=True, progress=False)
 
     run("gpu")  # compile: one cupyx kernel per block shape
     times = {d: best_of(lambda d=d: run(d), repeat) for d in DEVICES}
@@ -130,7 +130,7 @@ def bench_pyramid(work: Path, shape: tuple[int, ...], levels: int,
     img = vz.from_array(pyramid_volume(shape), "zyx",
                         voxel_size={"z": 1.0, "y": 0.2, "x": 0.2})
     paths = {d: work / f"pyr-{d}.ome.zarr" for d in DEVICES}
-    img.vox.to_ome_zarr(paths["gpu"], chunks=128, compressor="zstd", progress_bar=False)
+    img.vox.to_ome_zarr(paths["gpu"], chunks=128, compressor="zstd", progress=False)
     shutil.copytree(paths["gpu"], paths["cpu"])
     rows = []
     plans: dict = {}
@@ -138,7 +138,7 @@ def bench_pyramid(work: Path, shape: tuple[int, ...], levels: int,
 
         def run(device: str, method: str = method) -> None:
             plans[device] = add_levels(paths[device], levels=levels, method=method,
-                                       device=device, overwrite=True, progress_bar=False)
+                                       device=device, overwrite=True, progress=False)
 
         run("gpu")  # compile
         times = {d: best_of(lambda d=d: run(d), repeat) for d in DEVICES}

@@ -70,9 +70,9 @@ def bench(n: int, chunk_list: list[int], sigmas: list[float], repeat: int) -> li
     tmp = Path(tempfile.mkdtemp(prefix="voxzarr-gpu-halo-"))
     for c in chunk_list:
         path = tmp / f"c{c}.ome.zarr"
-        vz.from_array(vol, "zyx").vox.to_ome_zarr(path, chunks=(c,) * 3, progress_bar=False)
+        vz.from_array(vol, "zyx").vox.to_ome_zarr(path, chunks=(c,) * 3, progress=False)
         t0 = time.perf_counter()
-        write_halo(None, path, depth=depth, progress_bar=False)
+        write_halo(None, path, depth=depth, progress=False)
         build = time.perf_counter() - t0
         h = vz.open_halo(path)
         for s in sigmas:

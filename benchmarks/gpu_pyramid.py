@@ -97,13 +97,13 @@ def main() -> None:
             path = tmp / f"{codec}.ome.zarr"
             t0 = time.perf_counter()
             img.vox.to_ome_zarr(path, chunks=args.chunks, compressor=codec,
-                                progress_bar=False)
+                                progress=False)
             print(f"level 0 written ({codec}): {time.perf_counter() - t0:.1f} s", flush=True)
             for method in ("mean", "gaussian"):
                 for device in ("cpu", "gpu") if gpu_available() else ("cpu",):
                     t0 = time.perf_counter()
                     plan = add_levels(path, levels=args.levels, method=method, device=device,
-                                      overwrite=True, progress_bar=False)
+                                      overwrite=True, progress=False)
                     dt = time.perf_counter() - t0
                     row = {"codec": codec, "method": method, "device": device, "seconds": dt,
                            "levels": plan.n_levels - 1,

@@ -147,7 +147,7 @@ def from_zarr(host: np.ndarray, work: Path, chunks: tuple[int, ...],
               out_chunks: tuple[int, ...]) -> dict:
     src = work / f"in-{host.dtype}.ome.zarr"
     img = vz.from_array(host, "zyx", voxel_size=dict(zip("zyx", SPACING, strict=True)))
-    img.vox.to_ome_zarr(src, chunks=chunks, overwrite=True, progress_bar=False)
+    img.vox.to_ome_zarr(src, chunks=chunks, overwrite=True, progress=False)
     res = {"dtype": str(host.dtype), "stored_chunks": list(chunks),
            "out_chunks": list(out_chunks)}
     with dask.config.set(scheduler="threads", num_workers=os.cpu_count()):
@@ -164,7 +164,7 @@ def from_zarr(host: np.ndarray, work: Path, chunks: tuple[int, ...],
         del out
         t0 = time.perf_counter()
         iso.vox.to_ome_zarr(work / "iso.ome.zarr", chunks=out_chunks, overwrite=True,
-                            progress_bar=False)
+                            progress=False)
         t_zarr = time.perf_counter() - t0
         res["zarr_to_zarr_Gvox_s"] = nvox / t_zarr / 1e9
         res["zarr_to_zarr_s"] = t_zarr

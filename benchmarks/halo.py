@@ -105,16 +105,16 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="voxzarr-halo-bench-"))
     plain = tmp / "plain.ome.zarr"
     vol = make_volume(n)
-    vz.from_array(vol, "zyx").vox.to_ome_zarr(plain, chunks=(c,) * 3, progress_bar=False)
+    vz.from_array(vol, "zyx").vox.to_ome_zarr(plain, chunks=(c,) * 3, progress=False)
     # one halo store per sigma, built for that filter (depth = its exact radius)
     haloed, depth, build = {}, {}, {}
     for s in sigmas:
         haloed[s] = tmp / f"halo-sigma{s:g}.ome.zarr"
         vz.from_array(vol, "zyx").vox.to_ome_zarr(haloed[s], chunks=(c,) * 3,
-                                                  progress_bar=False)
+                                                  progress=False)
         t0 = time.perf_counter()
         write_halo(None, haloed[s], for_filter=("gaussian", {"sigma": s}),
-                   progress_bar=False)
+                   progress=False)
         build[s] = time.perf_counter() - t0
         depth[s] = vz.open_halo(haloed[s]).depth["x"]
     results: dict[str, object] = {"size": n, "chunk": c, "depth": depth,

@@ -30,7 +30,7 @@ CASES = {
 import voxzarr as vz, dask.array as da
 img = vz.from_array(da.from_array(data, chunks=chunks), "zyx", voxel_size=(1.0, 0.2, 0.2)[0])
 t0 = time.perf_counter()
-vz.to_ome_zarr(img, out, chunks=chunks, progress_bar=False)
+vz.to_ome_zarr(img, out, chunks=chunks, progress=False)
 w = time.perf_counter() - t0
 t0 = time.perf_counter(); back = vz.open_image(out).values; r = time.perf_counter() - t0
 assert back.shape == shape
@@ -71,7 +71,7 @@ RESULT = dict(write_s=w, read_s=r)
     "file copy": """
 import voxzarr as vz, os
 vz.to_ome_zarr(vz.from_array(data, "zyx", voxel_size=1.0), out + ".src", chunks=chunks,
-               progress_bar=False, overwrite=True)
+               progress=False, overwrite=True)
 t0 = time.perf_counter(); shutil.copytree(out + ".src", out); w = time.perf_counter() - t0
 shutil.rmtree(out + ".src")
 RESULT = dict(write_s=w, read_s=float("nan"))

@@ -175,7 +175,7 @@ def run_tool(tool: str, out: Path, shape, voxel, chunks, min_size, lazy) -> dict
         img = vz.from_array(data, "zyx", voxel_size=scale)
         img.vox.to_ome_zarr(out, pyramid={"min_size": min_size}, chunks=chunks,
                             compressor=None if CODEC == "none" else "zstd", clevel=3,
-                            progress_bar=False)
+                            progress=False)
     elif tool == "ome-zarr-py":
         import zarr
         from ome_zarr.writer import write_image

@@ -125,7 +125,7 @@ print("RESULT", rc, wall, peak)
 def streaming(data: np.ndarray, target: float, workdir: Path, threads: int) -> dict:
     inp, out = workdir / "in.ome.zarr", workdir / "iso.ome.zarr"
     img = vz.from_array(data, "zyx", voxel_size=dict(zip("zyx", SPACING, strict=True)))
-    img.vox.to_ome_zarr(inp, overwrite=True, progress_bar=False)
+    img.vox.to_ome_zarr(inp, overwrite=True, progress=False)
     env = dict(os.environ, DASK_NUM_WORKERS=str(threads), OMP_NUM_THREADS="1")
     code = _CHILD.format(src=str(SRC), inp=str(inp), out=str(out), target=str(target))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -123,7 +123,7 @@ CASES = {
     "voxzarr": """
         import voxzarr as vz
         vz.open_image(SRC).vox.to_series(OUT, memory=MEMORY, staging=STAGING,
-                                         progress_bar=False)
+                                         progress=False)
     """,
     "dask": """
         import dask.array as da, zarr
@@ -149,7 +149,7 @@ from dask.utils import parse_bytes
 # threshold (80 % of memory_limit) after its own footprint
 pause = dask.config.get("distributed.worker.memory.pause")
 left = int(pause * parse_bytes(MEMORY)) - max(w["rss"] for w in _w0.values())
-vz.open_image(SRC).vox.to_series(OUT, memory=left, staging=STAGING, progress_bar=False)
+vz.open_image(SRC).vox.to_series(OUT, memory=left, staging=STAGING, progress=False)
 """,
     "xarray": """
         import xarray as xr
@@ -234,7 +234,7 @@ def make_source(path: Path, shape: tuple[int, ...], dims: str) -> None:
     data = da.map_blocks(frames, chunks=((1,) * shape[0], *[(n,) for n in spatial]),
                          dtype=np.uint16, meta=np.array((), dtype=np.uint16))
     img = vz.from_array(data, dims=dims, voxel_size={"t": 0.1})
-    img.vox.to_ome_zarr(path, chunks=(1, *spatial), overwrite=True, progress_bar=False)
+    img.vox.to_ome_zarr(path, chunks=(1, *spatial), overwrite=True, progress=False)
 
 
 def voxel_read_ms(path: Path, n: int = 20, seed: int = 1) -> float:

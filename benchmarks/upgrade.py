@@ -48,7 +48,7 @@ def _make_store(path: Path, shape: tuple[int, ...]) -> None:
     base = rng.integers(100, 200, size=shape, dtype=np.uint16)
     base += (np.arange(shape[-1], dtype=np.uint16) % 64)[None, None, :]
     img = vz.from_array(base, "zyx", voxel_size={"z": 1.0, "y": 0.2, "x": 0.2})
-    vz.to_ome_zarr(img, path, version="0.4", progress_bar=False)
+    vz.to_ome_zarr(img, path, version="0.4", progress=False)
 
 
 def _time(fn) -> float:

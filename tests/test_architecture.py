@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("base", {"__init__", "errors", "_registry", "_warn"}),
     ("geometry", {"units", "_dims", "gridindex", "coords"}),
     ("store", {"_store", "_cluster", "_progress", "_dprogress", "_chunkwrite", "_chunkread",
-               "_pool"}),
+               "_pool", "_views"}),
     ("ngff", {"ngff"}),
     ("io", {"_locate", "io"}),
     ("compute", {"_xp", "_cupyx_exact", "_kernels", "_points", "ndinterp", "_downsample"}),

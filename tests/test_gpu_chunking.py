@@ -144,3 +144,25 @@ def test_gpu_resample_same_with_and_without_policy(monkeypatch, order):
     np.testing.assert_array_equal(given.data.compute().get(), a)
     np.testing.assert_allclose(rot_on.data.compute().get(), rot_off.data.compute().get(),
                                rtol=0, atol=1e-4 * float(np.ptp(host)))
+
+
+class _Other(np.ndarray):
+    """An array type dask's from_array does not slice eagerly (as for CuPy)."""
+
+
+@pytest.mark.parametrize("kind", ["numpy", "other"])
+def test_whole_array_finds_the_array_a_dask_array_slices(kind):
+    import dask.array as da
+
+    a = np.arange(6 * 8 * 10, dtype="f4").reshape(6, 8, 10)
+    src = a if kind == "numpy" else a.view(_Other)
+    x = da.from_array(src, chunks=(3, 4, 5))
+    base = _xp.whole_array(x)
+    assert base is not None and np.array_equal(base, a)
+    merged = _xp.rechunk_in_memory(x, (6, 8, 10))
+    assert merged.chunks == ((6,), (8,), (10,))
+    assert np.array_equal(merged.compute(), a)
+    # anything computed on it, a slice of it, or a rechunk graph is not "the array"
+    for other in (x + 1, x[1:], x.rechunk((2, 8, 10)), da.zeros((4, 4), chunks=2)):
+        assert _xp.whole_array(other) is None
+    assert np.array_equal(_xp.rechunk_in_memory(x[1:], (5, 8, 10)).compute(), a[1:])

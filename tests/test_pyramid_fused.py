@@ -84,7 +84,7 @@ def test_add_levels_fused_equal_numpy_block_mean(tmp_path, small_tasks):
     img = _image((9, 45, 50), seed=1)
     out = tmp_path / "a.ome.zarr"
     img.vox.to_ome_zarr(out, chunks=8)
-    plan = pyramid.add_levels(out, method="mean", min_size=3, progress_bar=False)
+    plan = pyramid.add_levels(out, method="mean", min_size=3, progress=False)
     assert plan.n_levels >= 4
     tree = vz.open_multiscale(out)
     expected = img.values

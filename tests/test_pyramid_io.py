@@ -167,14 +167,14 @@ def test_add_levels_api_on_ngff_04_and_labels(tmp_path, bead):
     out = tmp_path / "v4.ome.zarr"
     lab = _labels_of(bead.values)
     bead.vox.to_ome_zarr(out, version="0.4", chunks=(16, 64, 64), labels={"b": lab})
-    plan = add_levels(out, levels=3, method="max", progress_bar=False)
+    plan = add_levels(out, levels=3, method="max", progress=False)
     assert plan.shapes == ((41, 150, 150), (41, 75, 75), (41, 38, 38))
     meta = json.loads((out / ".zattrs").read_text())
     assert meta["multiscales"][0]["version"] == "0.4"
     assert [d["path"] for d in meta["multiscales"][0]["datasets"]] == ["0", "1", "2"]
     np.testing.assert_array_equal(vz.open_image(out, level=2).values,
                                   build_pyramid(bead, levels=3, method="max")["2"].image.values)
-    lplan = add_levels(out, levels=4, label="b", progress_bar=False)
+    lplan = add_levels(out, levels=4, label="b", progress=False)
     assert lplan.method == "mode"
     assert len(vz.open_multiscale(out, label="b").children) == 4
     with pytest.raises(PyramidError, match="not labels"):
@@ -240,7 +240,7 @@ def test_voxzarr_validate_passes(tmp_path, bead):
     assert result.valid, result
     assert main(["validate", str(out)]) == 0
     # a label rebuilt alone follows its image's levels (the counts must match)
-    plan = add_levels(out, label="b", overwrite=True, method="max", progress_bar=False)
+    plan = add_levels(out, label="b", overwrite=True, method="max", progress=False)
     assert plan.n_levels == 5
     result = validate(out, strict=True)
     assert result.valid, result
@@ -252,7 +252,7 @@ def test_sharded_levels_write_whole_shards(tmp_path):
     img = vz.from_array(x, "zyx", voxel_size={"z": 1.0, "y": 0.3, "x": 0.3})
     img.vox.to_ome_zarr(tmp_path / "s.zarr", pyramid={"min_size": 8}, chunks=8, shards=32)
     img.vox.to_ome_zarr(tmp_path / "a.zarr", chunks=8, shards=32)
-    add_levels(tmp_path / "a.zarr", min_size=8, method="gaussian", progress_bar=False)
+    add_levels(tmp_path / "a.zarr", min_size=8, method="gaussian", progress=False)
     for name, method in (("s.zarr", "mean"), ("a.zarr", "gaussian")):
         expected = build_pyramid(img, min_size=8, chunks=8, method=method)
         back = vz.open_multiscale(tmp_path / name)

@@ -5,10 +5,10 @@ describes (bytes + Blosc, optionally inside shards with a CRC32C-protected index
 zarr v2 with a Blosc compressor). It is the engine under :func:`voxzarr.open_image`, the
 xarray backend and ``numpy.asarray`` of an opened image:
 
-- every chunk the box touches is fetched once: local files with one ``read`` each (a shard
-  read whole when the box covers it, else its index and then only the inner chunks needed,
-  by byte range), other stores with all ``get`` requests issued together on zarr's event
-  loop, so object-store reads are concurrent;
+- every chunk the box touches is fetched once, on any store: a shard the box covers is
+  fetched whole (one request), of any other shard its index and then only the inner chunks
+  needed, by byte range. Local files are read on the codec pool; other stores get all
+  requests issued together on zarr's event loop, so object-store reads are concurrent;
 - chunks are decoded on the shared codec pool (:mod:`voxzarr._pool`; Blosc releases the
   GIL), straight into the output where the destination is contiguous, else through a
   per-chunk buffer;
@@ -86,8 +86,11 @@ def read_region(arr: zarr.Array, key: tuple[Any, ...]) -> np.ndarray:
         return out.astype(arr.dtype, copy=False)
     store = arr.store
     root = Path(store.root) if isinstance(store, zarr.storage.LocalStore) else None
-    pieces = (_shard_pieces(lay, starts, stops, store, root) if lay.inner is not None
-              else _chunk_pieces(lay, starts, stops))
+    if lay.inner is not None:
+        pieces, fetched = _shard_pieces(lay, starts, stops, store, root, arr.shape)
+        pmap(lambda pr: _decode_into(lay, pr[1], pr[0], out), fetched)
+    else:
+        pieces = _chunk_pieces(lay, starts, stops)
     if root is not None:
         _run_local(lay, pieces, out, root)
     else:
@@ -124,46 +127,89 @@ def _index_nbytes(lay: Layout) -> int:
 
 
 def _shard_pieces(lay: Layout, starts: list[int], stops: list[int], store: Any,
-                  root: Path | None) -> list[_Piece]:
-    """Inner chunks of every shard the box touches, with their byte ranges in the shard."""
+                  root: Path | None, shape: Sequence[int]) -> tuple[list[_Piece],
+                                                                 list[tuple[_Piece, Any]]]:
+    """Inner chunks of every shard the box touches: ``(to_fetch, fetched)``.
+
+    Shards the box covers whole are fetched whole (one request each, their index read from
+    the tail of the bytes): their inner chunks come back with their bytes. Of the other
+    shards only the index is fetched, and their inner chunks carry byte ranges to fetch.
+    """
+    shards = list(_grid(lay.unit, starts, stops))
+    covered, partial = [], []
+    for sidx in shards:
+        whole = all(i * u >= st and min((i + 1) * u, n) <= sp for i, u, st, sp, n
+                    in zip(sidx, lay.unit, starts, stops, shape, strict=True))
+        (covered if whole else partial).append(sidx)
+    fetched: list[tuple[_Piece, Any]] = []
+    raws = _fetch_whole(lay, [lay.key_of(s) for s in covered], store, root)
+    for sidx, raw in zip(covered, raws, strict=True):
+        if raw is None:
+            continue  # missing shard: fill value
+        view = memoryview(raw)
+        index = _parse_index(lay, bytes(view[-_index_nbytes(lay):]))
+        fetched.extend((p, view[p.byte_range[0]:p.byte_range[0] + p.byte_range[1]])
+                       for p in _inner_pieces(lay, sidx, index, starts, stops))
+    indexes = _shard_indexes(lay, [lay.key_of(s) for s in partial], store, root)
+    to_fetch = [p for sidx, index in zip(partial, indexes, strict=True) if index is not None
+                for p in _inner_pieces(lay, sidx, index, starts, stops)]
+    return to_fetch, fetched
+
+
+def _inner_pieces(lay: Layout, sidx: Sequence[int], index: np.ndarray, starts: list[int],
+                  stops: list[int]) -> list[_Piece]:
+    """The stored inner chunks of shard ``sidx`` that the box touches."""
     inner = lay.inner
     assert inner is not None
     per = [u // c for u, c in zip(lay.unit, inner, strict=True)]
-    shards = list(_grid(lay.unit, starts, stops))
-    indexes = _shard_indexes(lay, [lay.key_of(s) for s in shards], store, root)
+    base = [i * u for i, u in zip(sidx, lay.unit, strict=True)]
+    lo = [max(st - b, 0) for st, b in zip(starts, base, strict=True)]
+    hi = [min(sp - b, u) for sp, b, u in zip(stops, base, lay.unit, strict=True)]
     pieces = []
-    for sidx, index in zip(shards, indexes, strict=True):
-        if index is None:
-            continue  # missing shard: fill value
-        base = [i * u for i, u in zip(sidx, lay.unit, strict=True)]
-        lo = [max(st - b, 0) for st, b in zip(starts, base, strict=True)]
-        hi = [min(sp - b, u) for sp, b, u in zip(stops, base, lay.unit, strict=True)]
-        for local in _grid(inner, lo, hi):
-            if any(i >= p for i, p in zip(local, per, strict=True)):
-                continue
-            off, nbytes = (int(v) for v in index[local])
-            if off == _EMPTY:
-                continue
-            absolute = [b + i * c for b, i, c in zip(base, local, inner, strict=True)]
-            cidx = [a // c for a, c in zip(absolute, inner, strict=True)]
-            pieces.append(_Piece(lay.key_of(sidx), (off, nbytes),
-                                 *_overlap(cidx, inner, starts, stops), tuple(cidx)))
+    for local in _grid(inner, lo, hi):
+        if any(i >= p for i, p in zip(local, per, strict=True)):
+            continue
+        off, nbytes = (int(v) for v in index[local])
+        if off == _EMPTY:
+            continue
+        cidx = [(b + i * c) // c for b, i, c in zip(base, local, inner, strict=True)]
+        pieces.append(_Piece(lay.key_of(sidx), (off, nbytes),
+                             *_overlap(cidx, inner, starts, stops), tuple(cidx)))
     return pieces
+
+
+def _fetch_whole(lay: Layout, keys: list[str], store: Any, root: Path | None
+                 ) -> list[bytes | None]:
+    """Whole stored objects (``None`` where missing), fetched concurrently."""
+    if not keys:
+        return []
+    if root is None:
+        return _get_many(store, [(k, None) for k in keys])
+
+    def read(key: str) -> bytes | None:
+        try:
+            return (root / key).read_bytes()
+        except FileNotFoundError:
+            return None
+    return pmap(read, keys)
+
+
+def _parse_index(lay: Layout, raw: bytes) -> np.ndarray:
+    """A shard's (offset, length) index from its last bytes, checked against its CRC32C."""
+    per = tuple(u // c for u, c in zip(lay.unit, lay.inner or lay.unit, strict=True))
+    body, crc = raw[:-4], int.from_bytes(raw[-4:], "little")
+    if len(raw) != _index_nbytes(lay) or google_crc32c.value(body) != crc:
+        raise ValueError("shard index is truncated or fails its CRC32C check")
+    return np.frombuffer(body, dtype="<u8").reshape((*per, 2))
 
 
 def _shard_indexes(lay: Layout, keys: list[str], store: Any,
                    root: Path | None) -> list[np.ndarray | None]:
     """The (offset, length) index of each shard (``None`` where the shard is missing)."""
     size = _index_nbytes(lay)
-    per = tuple(u // c for u, c in zip(lay.unit, lay.inner or lay.unit, strict=True))
 
     def parse(raw: bytes | None) -> np.ndarray | None:
-        if raw is None:
-            return None
-        body, crc = raw[:-4], int.from_bytes(raw[-4:], "little")
-        if len(raw) != size or google_crc32c.value(body) != crc:
-            raise ValueError("shard index is truncated or fails its CRC32C check")
-        return np.frombuffer(body, dtype="<u8").reshape((*per, 2))
+        return None if raw is None else _parse_index(lay, raw)
 
     if root is not None:
         def tail(key: str) -> bytes | None:

@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 import scipy.ndimage as sndi
 
+from ._pool import cores, pmap
+
 try:  # numba is a dependency; without it (or if it fails to import) scipy does the work
     import numba
 
@@ -424,6 +426,17 @@ def round_to_int(res: np.ndarray, dtype: np.dtype, tol: float, want_ties: bool
 
 
 # --------------------------------------------------------------------------- entry points
+_PARALLEL_BYTES = 4 << 20  # smaller passes run in the calling thread
+
+
+def _split(n: int, nbytes: int) -> list[tuple[int, int]]:
+    """``[0, n)`` cut into one contiguous range per core when the pass is large enough to
+    be worth the pool (each range is computed independently, so results are unchanged)."""
+    k = min(n, cores()) if nbytes >= _PARALLEL_BYTES else 1
+    bounds = [n * i // k for i in range(k + 1)]
+    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+
+
 def correlate1d_kept(x: np.ndarray, weights: np.ndarray, axis: int, mode: str, cval: float,
                      keep: slice) -> np.ndarray | None:
     """``scipy.ndimage.correlate1d(x, weights, axis, mode=mode, cval=cval)`` on rows ``keep``.
@@ -458,15 +471,25 @@ def correlate1d_kept(x: np.ndarray, weights: np.ndarray, axis: int, mode: str, c
     cv = float(cval)
     if axis == x.ndim - 1:
         pos = np.arange(lo - size1, hi + size2)
-        bad = _pass_inner(src.reshape(-1, n), w, sym, lo, _source_index(pos, n, mode), cv,
-                          out.reshape(-1, hi - lo), lim, is_int)
+        ext = _source_index(pos, n, mode)
+        s2, o2 = src.reshape(-1, n), out.reshape(-1, hi - lo)
+        parts = _split(s2.shape[0], out.nbytes)
+        bad = any(pmap(lambda r: _pass_inner(s2[r[0]:r[1]], w, sym, lo, ext, cv,
+                                             o2[r[0]:r[1]], lim, is_int), parts))
     else:
         lead = int(np.prod(x.shape[:axis], dtype=np.int64))
         trail = int(np.prod(x.shape[axis + 1:], dtype=np.int64))
         table = _source_index(np.arange(lo, hi)[:, None] + np.arange(-size1, size2 + 1),
                               n, mode)
-        bad = _pass_outer(src.reshape(lead, n, trail), w, sym, table, cv,
-                          out.reshape(lead, hi - lo, trail), lim, is_int)
+        s3, o3 = src.reshape(lead, n, trail), out.reshape(lead, hi - lo, trail)
+        if lead >= 2 * cores():  # whole leading rows per thread
+            parts = _split(lead, out.nbytes)
+            bad = any(pmap(lambda r: _pass_outer(s3[r[0]:r[1]], w, sym, table, cv,
+                                                 o3[r[0]:r[1]], lim, is_int), parts))
+        else:  # few leading rows: split the kept rows (contiguous while lead is 1)
+            parts = _split(hi - lo, out.nbytes) if lead == 1 else [(0, hi - lo)]
+            bad = any(pmap(lambda r: _pass_outer(s3, w, sym, table[r[0]:r[1]], cv,
+                                                 o3[:, r[0]:r[1]], lim, is_int), parts))
     return None if bad else out
 
 

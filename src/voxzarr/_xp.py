@@ -29,6 +29,8 @@ __all__ = [
     "empty_meta",
     "gpu_free_bytes",
     "gpu_block_chunks",
+    "rechunk_in_memory",
+    "whole_array",
 ]
 
 #: accepted values of every ``device=`` argument
@@ -194,3 +196,86 @@ def gpu_block_chunks(arr: Any, shape: Any = None, dtype: Any = None, *,
         if blocks == current or math.prod(blocks) <= math.prod(current):
             return None
     return blocks
+
+
+def whole_array(arr: Any) -> Any | None:
+    """The one in-memory array a dask array slices, or ``None``.
+
+    ``dask.array.from_array`` of an in-memory NumPy or CuPy array stores each chunk as a view
+    of that array. When every chunk of ``arr``'s (single-layer) graph is a view of one base
+    array of ``arr``'s shape and dtype, at exactly the place its chunk says, that base is
+    returned: ``arr`` is that array, chunked, with nothing computed on it.
+    """
+    import dask.array as da
+    from dask.array.core import slices_from_chunks
+
+    if not isinstance(arr, da.Array) or arr.size == 0:
+        return None
+    graph = arr.__dask_graph__()
+    layer = dict(graph)
+    if len(graph.layers) == 2:  # arrays other than NumPy: one node, getter tasks
+        return _sliced_node(arr, layer)
+    if len(graph.layers) != 1:
+        return None
+    keys = [k for k in layer if isinstance(k, tuple) and k and k[0] == arr.name]
+    if len(keys) != len(layer) or len(keys) != arr.npartitions:
+        return None
+    base = None
+    for idx, where in zip(np.ndindex(*arr.numblocks), slices_from_chunks(arr.chunks),
+                          strict=True):
+        view = layer.get((arr.name, *idx))
+        if not (isinstance(view, np.ndarray) or is_cupy(view)):
+            return None
+        owner = view if view.base is None else view.base
+        if base is None:
+            base = owner
+            if base.shape != arr.shape or base.dtype != arr.dtype:
+                return None
+        elif owner is not base:
+            return None
+        start = sum(s.start * st for s, st in zip(where, base.strides, strict=True))
+        if (_pointer(view) != _pointer(base) + start
+                or view.shape != tuple(s.stop - s.start for s in where)):
+            return None
+    return base
+
+
+def _sliced_node(arr: Any, layer: dict) -> Any | None:
+    """The array behind ``from_array``'s graph for non-NumPy arrays: one ``original-``
+    node holding it, and a getter task per chunk taking exactly that chunk's slices."""
+    from dask._task_spec import DataNode, Task
+    from dask.array.core import getter, getter_inline, getter_nofancy, slices_from_chunks
+
+    orig = f"original-{arr.name}"
+    base = layer.get(orig)
+    base = base.value if isinstance(base, DataNode) else base
+    if not ((isinstance(base, np.ndarray) or is_cupy(base)) and base.shape == arr.shape
+            and base.dtype == arr.dtype) or len(layer) != arr.npartitions + 1:
+        return None
+    for idx, where in zip(np.ndindex(*arr.numblocks), slices_from_chunks(arr.chunks),
+                          strict=True):
+        task = layer.get((arr.name, *idx))
+        if (not isinstance(task, Task) or task.func not in (getter, getter_nofancy,
+                                                             getter_inline)
+                or task.dependencies != {orig} or len(task.args) != 2):
+            return None
+        key = task.args[1]
+        key = key.value if isinstance(key, DataNode) else key
+        if tuple(key) != tuple(where):
+            return None
+    return base
+
+
+def _pointer(a: Any) -> int:
+    return int(a.data.ptr) if is_cupy(a) else int(a.__array_interface__["data"][0])
+
+
+def rechunk_in_memory(arr: Any, blocks: tuple[int, ...]) -> Any:
+    """``arr.rechunk(blocks)``, as views of the array itself when ``arr`` merely slices one
+    in-memory array (:func:`whole_array`): no copies and no rechunk graph."""
+    base = whole_array(arr)
+    if base is None:
+        return arr.rechunk(blocks)
+    from ._views import dask_view
+
+    return dask_view(base, blocks)

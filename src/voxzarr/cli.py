@@ -378,7 +378,7 @@ def _setup_pyramid(p: argparse.ArgumentParser):
                 print(format_plan(plan_for(args.path, label=label, **opts)))
                 continue
             plan = add_levels(args.path, device=args.device, label=label,
-                              overwrite=args.overwrite, progress_bar=_progress_flag(args),
+                              overwrite=args.overwrite, progress=_progress_flag(args),
                               **opts)
             print(f"{what}: wrote {plan.n_levels - 1} level(s)")
             if plan.n_levels == 1:

@@ -750,8 +750,8 @@ def _from_overlap(obj: xr.DataArray, kernel: _Kernel, depth: tuple[int, ...],
     on_gpu = kernel.device == "gpu" and _xp.is_cupy(src._meta)
     if on_gpu:  # data already on the GPU: run on a few large blocks (they stay large)
         blocks = _xp.gpu_block_chunks(src)
-        if blocks is not None:
-            src = src.rechunk(blocks)
+        if blocks is not None:  # views of the array when it is one in GPU memory
+            src = _xp.rechunk_in_memory(src, blocks)
     meta = _xp.empty_meta(src._meta if on_gpu else np.empty(0), src.ndim, dtype)
     return overlap_map(src, kernel, depth, periodic, dtype, meta=meta,
                        prefix="voxzarr-filter")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import sys
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -35,6 +34,7 @@ from ._locate import (  # zarr-and-metadata only (what `voxzarr info` needs); re
 )
 from ._progress import progress as show_progress
 from ._progress import progress_keyword
+from ._views import dask_view
 from .coords import SPATIAL, combine_coords, geometry, make_coords, parse_dims
 from .errors import ChunkError, GeometryError, InvalidArgumentError, MetadataError, StoreError
 from .ngff import Axis, Level, Multiscale, multiscales_attrs, wrap_ome
@@ -387,28 +387,6 @@ def storage_units(dims: Sequence[str], shape: Sequence[int], chunks: Any = None,
         sh = _normalize_shape_arg(shards, dims, shape, "shards")
         sh = tuple(max(s, c) // c * c for s, c in zip(sh, ck, strict=True))
     return ck, sh
-
-
-class _NoCopy:
-    """Array-like view that ``dask.array.from_array`` neither copies nor hashes.
-
-    dask copies any input that has a ``copy`` method and hashes it for a name: for a large
-    in-memory image that is a second full copy. The writers here never modify their input.
-    """
-
-    def __init__(self, arr: Any):
-        self.arr = arr
-        self.shape, self.dtype, self.ndim = arr.shape, arr.dtype, arr.ndim
-
-    def __getitem__(self, key: Any) -> Any:
-        return self.arr[key]
-
-
-def dask_view(data: Any, chunks: Any) -> da.Array:
-    """A dask array over an in-memory (numpy or cupy) array, without copying it."""
-    meta = data[tuple(slice(0, 0) for _ in data.shape)]
-    return da.from_array(_NoCopy(data), chunks=chunks, asarray=False, meta=meta,
-                         name=f"voxzarr-view-{uuid.uuid4().hex}")
 
 
 def _aligned_dask(data: Any, unit: tuple[int, ...], target_bytes: int = 64 << 20) -> da.Array:

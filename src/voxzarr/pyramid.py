@@ -52,7 +52,8 @@ from ._downsample import (
     output_length,
     reduce_block,
 )
-from ._progress import progress
+from ._progress import progress as show_progress
+from ._progress import progress_keyword
 from ._xp import array_module, resolve_device
 from .coords import SPATIAL, combine_coords, geometry, make_coords
 from .errors import MetadataError, OverwriteError, PyramidError, StoreError
@@ -733,6 +734,7 @@ def format_plan(plan: PyramidPlan) -> str:
     return "\n".join(rows)
 
 
+@progress_keyword
 def add_levels(
     location: Any,
     levels: int | None = None,
@@ -743,7 +745,7 @@ def add_levels(
     *,
     label: str | None = None,
     overwrite: bool = False,
-    progress_bar: bool | None = None,
+    progress: bool | None = None,
     storage_options: dict | None = None,
 ) -> PyramidPlan:
     """Add pyramid levels to an existing OME-Zarr image; level 0 is read, never rewritten.
@@ -761,6 +763,13 @@ def add_levels(
         Build the pyramid of ``labels/<label>`` instead of the image.
     levels, method, factors, min_size, device
         As for :func:`build_pyramid`; ``min_size`` defaults to level 0's chunk shape.
+    overwrite
+        Rebuild the levels above 0 of an image that already has them.
+    progress
+        Show a progress bar (default: on for an interactive terminal);
+        ``progress_bar=`` is its deprecated old name.
+    storage_options
+        fsspec options for a URL.
 
     Returns
     -------
@@ -811,7 +820,7 @@ def add_levels(
         new_levels.append(Level(paths[i], _vector(plan, i, "scale"), _vector(plan, i, "t")))
     local = _io.write_scheduler(group.store)
     if data:
-        with progress(f"levels {paths[1]}-{paths[-1]}", progress_bar):
+        with show_progress(f"levels {paths[1]}-{paths[-1]}", progress):
             da.store(data, targets, lock=False, compute=True, **local)
     _update_datasets(group, ms.version, new_levels, ms)  # metadata last
     for old in old_paths[1:]:

@@ -31,7 +31,7 @@ from dask.utils import parse_bytes
 from scipy import special
 
 from . import ndinterp
-from ._xp import dask_to_device, gpu_block_chunks, is_cupy, resolve_device
+from ._xp import dask_to_device, gpu_block_chunks, is_cupy, rechunk_in_memory, resolve_device
 from .coords import SPATIAL, Geometry, combine_coords, geometry, make_coords
 from .errors import GeometryError, VoxzarrError
 from .io import default_chunks
@@ -161,8 +161,8 @@ def _prepare(obj: xr.DataArray, device: str, chunks: Any, dims: Sequence[str],
     if not (was_gpu and is_cupy(data._meta)):
         return data, was_gpu, wanted, None
     blocks = gpu_block_chunks(data)
-    if blocks is not None:
-        data = data.rechunk(blocks)
+    if blocks is not None:  # views of the array when it is one in GPU memory
+        data = rechunk_in_memory(data, blocks)
     out_blocks = gpu_block_chunks(data, shape=shape, dtype=obj.dtype)
     if out_blocks is None:  # too large for big GPU blocks: chunk as before
         return data, was_gpu, _out_chunks(chunks, dims, shape, data), None
