@@ -343,31 +343,51 @@ def stored_dask_array(reader: Any, chunks: Any, name: str) -> Any:
     :func:`read_region` in this process (unless a ``dask.distributed`` client is the
     scheduler: then the workers read): chunks are fetched and decoded in parallel straight
     into the result, with no per-chunk arrays and no concatenation. ``compute()`` assembles
-    the computed chunks on the codec pool. Any operation on the array gives a plain dask
-    array, so the fast paths apply to the array exactly as opened.
+    the computed chunks on the codec pool. A box of it (slices with step 1, as
+    ``DataArray.isel`` takes) keeps both fast paths, so a region read issues all its
+    requests at once; any other operation gives a plain dask array.
     """
     base = da.from_array(reader, chunks=chunks, asarray=False, name=name, lock=False)
     return StoredArray(base.dask, base.name, base.chunks, meta=base._meta, reader=reader)
 
 
 class StoredArray(da.Array):
-    """The dask array :func:`stored_dask_array` returns (see there)."""
+    """The dask array :func:`stored_dask_array` returns (see there): a box of a stored
+    array (``origin``: where the box starts), which boxes of it (slices with step 1) keep
+    being."""
 
-    def __new__(cls, dsk: Any, name: str, chunks: Any, *, meta: Any, reader: Any) -> Any:
+    def __new__(cls, dsk: Any, name: str, chunks: Any, *, meta: Any, reader: Any,
+                origin: tuple[int, ...] | None = None) -> Any:
         self = super().__new__(cls, dsk, name, chunks, meta=meta)
         self._voxzarr_reader = reader
+        self._voxzarr_origin = origin or (0,) * len(self.chunks)
         return self
 
     def __reduce__(self) -> Any:  # pickles as the plain dask array it is
         return da.Array, (self.dask, self.name, self.chunks, self.dtype, self._meta)
+
+    def __getitem__(self, key: Any) -> Any:
+        out = super().__getitem__(key)
+        keys = key if isinstance(key, tuple) else (key,)
+        if (len(keys) > self.ndim or not all(isinstance(k, slice) for k in keys)
+                or not isinstance(out, da.Array) or out.ndim != self.ndim):
+            return out
+        keys = keys + (slice(None),) * (self.ndim - len(keys))
+        bounds = [k.indices(n) for k, n in zip(keys, self.shape, strict=True)]
+        if any(step != 1 for _, _, step in bounds):
+            return out
+        origin = tuple(o + b[0] for o, b in zip(self._voxzarr_origin, bounds, strict=True))
+        return StoredArray(out.dask, out.name, out.chunks, meta=out._meta,
+                           reader=self._voxzarr_reader, origin=origin)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         from ._cluster import current_client
 
         if current_client() is not None:  # a cluster is in use: the workers read
             return np.asarray(self.compute(), dtype=dtype)
-        full = self._voxzarr_reader[tuple(slice(0, n) for n in self.shape)]
-        return np.asarray(full, dtype=dtype)
+        box = tuple(slice(o, o + n) for o, n in zip(self._voxzarr_origin, self.shape,
+                                                    strict=True))
+        return np.asarray(self._voxzarr_reader[box], dtype=dtype)
 
     def __dask_postcompute__(self) -> Any:
         return _assemble, (self.chunks, self.dtype)
