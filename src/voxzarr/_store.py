@@ -60,6 +60,12 @@ def open_root(location: Any, *, storage_options: dict | None = None) -> zarr.Gro
         return location
     store = open_store(location, mode="r", storage_options=storage_options)
     try:
+        # zarr v3 first: one request for zarr.json, where zarr's format detection would
+        # also ask for .zgroup, .zattrs and .zmetadata (each a round trip on object stores)
+        return zarr.open_group(store, mode="r", zarr_format=3)
+    except Exception:  # not a v3 group: let zarr detect the format
+        pass
+    try:
         return zarr.open_group(store, mode="r")
     except Exception as err:  # zarr raises several types for "not a group"
         raise StoreError(f"not a zarr group ({type(err).__name__}: {err})", path=location) from None
