@@ -1,4 +1,9 @@
-"""Resolve what users pass as a location (path, zip, URL, store, group) into zarr objects."""
+"""Resolve what users pass as a location (path, zip, URL, store, group) into zarr objects.
+
+Writers resolve a location once (:func:`resolve` -> :class:`StoreRef`) and pass the reference
+down; :class:`AtomicWrite` is how a write avoids ever looking complete before it is, in one
+step (:func:`atomic_target`) or split around a deferred computation (``compute=False``).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import uuid
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +23,85 @@ from zarr.core.sync import sync
 
 from .errors import OverwriteError, StoreError
 
-__all__ = ["open_store", "open_root", "local_path", "atomic_target", "exists", "process_local"]
+__all__ = [
+    "AtomicWrite",
+    "StoreRef",
+    "atomic_target",
+    "begin_atomic",
+    "exists",
+    "local_path",
+    "open_root",
+    "open_store",
+    "process_local",
+    "resolve",
+]
+
+
+@dataclass(frozen=True)
+class StoreRef:
+    """A location resolved once: the zarr store, the group path in it, and how to name it.
+
+    Writers resolve what the caller passed (path, ``.zip``, URL, store, group) with
+    :func:`resolve` and hand this down, so no step below opens the location again. The
+    store functions of this module accept a ``StoreRef`` wherever they take a location.
+    """
+
+    #: what the caller passed; returned by writers and shown in messages
+    location: Any
+    #: the zarr store (read-only when ``read_only``)
+    store: Any
+    #: path of the group inside ``store`` ("" for its root)
+    path: str = ""
+    #: the local filesystem path, ``None`` for URLs, stores and groups
+    local: Path | None = None
+    read_only: bool = True
+    storage_options: dict | None = field(default=None, compare=False)
+
+    @property
+    def where(self) -> str:
+        """The location as messages name it."""
+        if isinstance(self.location, zarr.Group):
+            return f"{self.store}/{self.path}"
+        return str(self.location)
+
+    def exists(self) -> bool:
+        """Whether anything already lives at the location (see :func:`exists`)."""
+        if self.local is not None:
+            return self.local.exists()
+        return exists(self, self.storage_options)
+
+    def group(self, mode: str = "r") -> zarr.Group:
+        """The group at the location, opened afresh (zarr caches attributes at open)."""
+        return zarr.open_group(self.store, path=self.path, mode=mode)
+
+
+def resolve(location: Any, *, writable: bool = False,
+            storage_options: dict | None = None) -> StoreRef:
+    """Resolve ``location`` once into a :class:`StoreRef`; nothing is created or written.
+
+    A ``StoreRef`` comes back as it is (made writable when asked); a zarr group keeps its
+    path inside its store. A local path that does not exist yet resolves when ``writable``
+    (it is created by the first write) and raises :class:`StoreError` otherwise.
+    """
+    if isinstance(location, StoreRef):
+        if writable and location.read_only:
+            return StoreRef(location.location, location.store.with_read_only(False),
+                            location.path, location.local, False, location.storage_options)
+        return location
+    if isinstance(location, zarr.Group):
+        store = location.store
+        if writable and store.read_only:
+            store = store.with_read_only(False)
+        return StoreRef(location, store, location.path, None, not writable, storage_options)
+    store = open_store(location, mode="a" if writable else "r",
+                       storage_options=storage_options)
+    return StoreRef(location, store, "", local_path(location), not writable, storage_options)
 
 
 def local_path(location: Any) -> Path | None:
     """The local filesystem path of ``location`` or ``None`` for stores and URLs."""
+    if isinstance(location, StoreRef):
+        return location.local
     if isinstance(location, os.PathLike):
         return Path(location)
     if isinstance(location, str):
@@ -36,6 +116,11 @@ def local_path(location: Any) -> Path | None:
 def open_store(location: Any, *, mode: str = "r", storage_options: dict | None = None) -> Any:
     """A zarr store for ``location``: local directory, ``.zip`` file, fsspec URL or a store."""
     read_only = mode == "r"
+    if isinstance(location, StoreRef):
+        store = location.store
+        if not read_only and location.read_only:
+            store = store.with_read_only(False)
+        return zarr.storage.StorePath(store, location.path) if location.path else store
     if isinstance(location, zarr.Group | zarr.Array):
         return location.store
     if not isinstance(location, str | os.PathLike):
@@ -58,6 +143,8 @@ def open_root(location: Any, *, storage_options: dict | None = None) -> zarr.Gro
     """Open ``location`` read-only as a zarr group (v2 or v3), with a clear error if it is not."""
     if isinstance(location, zarr.Group):
         return location
+    if isinstance(location, StoreRef) and location.path:
+        return location.group("r")
     store = open_store(location, mode="r", storage_options=storage_options)
     try:
         # zarr v3 first: one request for zarr.json, where zarr's format detection would
@@ -124,46 +211,99 @@ def process_local(store: Any) -> bool:
     return "memory" in protocols
 
 
-@contextmanager
-def atomic_target(location: Any, *, overwrite: bool,
-                  storage_options: dict | None = None) -> Iterator[Any]:
-    """Yield where to write so that an interrupted write never looks complete.
+class AtomicWrite:
+    """One write that must never look complete before it is: where to write, then commit.
 
-    Local paths: the data is written to a hidden sibling and renamed into place at the end
-    (the old dataset, if ``overwrite``, is removed only after the new one is complete).
-    Other stores: written in place; callers write the NGFF metadata last, so a partial
-    write has no ``multiscales`` and does not open as an image. ``storage_options`` reach
-    the remote existence check (endpoint, anonymous access, ...).
+    Local paths: the data is written to a hidden sibling (``.partial-<id>.<name>``) and
+    :meth:`commit` renames it into place (removing the old dataset, if ``overwrite``, only
+    then; a ``.zip`` is packed from a staging directory first). Other stores: written in
+    place; callers write the NGFF metadata last, so a partial write has no
+    ``multiscales`` and does not open as an image, and :meth:`commit` has nothing to do.
+    Made by :func:`begin_atomic`; :func:`atomic_target` is the same as a context manager.
+    A deferred writer (``compute=False``) calls :meth:`commit` from inside its
+    ``Delayed``, so the destination appears only once the data are written.
+    """
+
+    def __init__(self, location: Any, final: Path | None, staging: Any, tmp: Path | None,
+                 overwrite: bool):
+        self.location = location
+        self.final = final
+        #: where to write: the hidden sibling for local paths, else the location itself
+        self.target = staging
+        self._tmp = tmp
+        self.overwrite = overwrite
+
+    def commit(self) -> None:
+        """Move the finished data into place (local paths); nothing for other stores."""
+        if self.final is None:
+            return
+        path, tmp, staging = self.final, self._tmp, self.target
+        assert tmp is not None
+        if not self.overwrite and path.exists():  # appeared since the write began
+            self.abort()
+            raise OverwriteError("already exists; pass overwrite=True to replace it",
+                                 path=path)
+        if staging != tmp:
+            _zip_directory(staging, tmp)
+            _remove(staging)
+        if path.exists():
+            trash = path.with_name(f".old-{uuid.uuid4().hex[:8]}.{path.name}")
+            os.replace(path, trash)
+            os.replace(tmp, path)
+            _remove(trash)
+        else:
+            os.replace(tmp, path)
+
+    def abort(self) -> None:
+        """Remove what was written so far (local paths)."""
+        if self.final is not None:
+            _remove(self.target)
+            assert self._tmp is not None
+            _remove(self._tmp)
+
+
+def begin_atomic(location: Any, *, overwrite: bool,
+                 storage_options: dict | None = None) -> AtomicWrite:
+    """Check the destination and choose where to write (see :class:`AtomicWrite`).
+
+    Raises :class:`OverwriteError` when something lives at ``location`` and not
+    ``overwrite``. ``storage_options`` reach the remote existence check (endpoint,
+    anonymous access, ...). Local paths get their parent directory created.
     """
     path = local_path(location)
     if path is None:
         if not overwrite and exists(location, storage_options):
             raise OverwriteError("already exists; pass overwrite=True to replace it",
-                                 path=location)
-        yield location
-        return
+                                 path=getattr(location, "where", location))
+        return AtomicWrite(location, None, location, None, overwrite)
     if path.exists() and not overwrite:
         raise OverwriteError("already exists; pass overwrite=True to replace it", path=path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".partial-{uuid.uuid4().hex[:8]}.{path.name}")  # keeps the suffix
     # zip archives cannot rewrite a member, so write a directory and pack it at the end
     staging = tmp.with_name(tmp.name + ".d") if path.suffix == ".zip" else tmp
+    return AtomicWrite(location, path, staging, tmp, overwrite)
+
+
+@contextmanager
+def atomic_target(location: Any, *, overwrite: bool,
+                  storage_options: dict | None = None) -> Iterator[Any]:
+    """Yield where to write so that an interrupted write never looks complete.
+
+    :func:`begin_atomic` as a context manager: the data are moved into place when the
+    block ends, and removed if it raises.
+    """
+    write = begin_atomic(location, overwrite=overwrite, storage_options=storage_options)
     try:
-        yield staging
-        if staging != tmp:
-            _zip_directory(staging, tmp)
-            _remove(staging)
+        yield write.target
     except BaseException:
-        _remove(staging)
-        _remove(tmp)
+        write.abort()
         raise
-    if path.exists():
-        trash = path.with_name(f".old-{uuid.uuid4().hex[:8]}.{path.name}")
-        os.replace(path, trash)
-        os.replace(tmp, path)
-        _remove(trash)
-    else:
-        os.replace(tmp, path)
+    try:
+        write.commit()
+    except BaseException:
+        write.abort()
+        raise
 
 
 def _zip_directory(src: Path, dest: Path) -> None:

@@ -72,11 +72,14 @@ class VoxAccessor:
                                      units=units)
 
     # ------------------------------------------------------------------ I/O
-    def to_ome_zarr(self, location: Any, **kwargs: Any) -> Any:
-        """Write as OME-Zarr; see :func:`voxzarr.io.to_ome_zarr` for the options."""
+    def to_ome_zarr(self, location: Any, *, compute: bool = True, **kwargs: Any) -> Any:
+        """Write as OME-Zarr; see :func:`voxzarr.io.to_ome_zarr` for the options.
+
+        ``compute=False`` returns a :class:`dask.delayed.Delayed` that writes when computed.
+        """
         from .io import to_ome_zarr
 
-        return to_ome_zarr(self._obj, location, **kwargs)
+        return to_ome_zarr(self._obj, location, compute=compute, **kwargs)
 
     # ------------------------------------------------------------------ resampling
     def to_isotropic(self, voxel_size: float | None = None, zoom: float = 1.0, order: int = 1,
@@ -122,14 +125,19 @@ class VoxAccessor:
 
         return apply_filter(self._obj, name, **params)
 
-    def to_halo(self, location: Any, depth: Any = None, for_filter: Any = None,
-                **kwargs: Any) -> Any:
-        """Store overlap-halo chunks beside the image; see :func:`voxzarr.halo.write_halo`."""
+    def to_halo(self, location: Any, depth: Any = None, for_filter: Any = None, *,
+                compute: bool = True, **kwargs: Any) -> Any:
+        """Store overlap-halo chunks beside the image; see :func:`voxzarr.halo.write_halo`.
+
+        ``compute=False`` returns a :class:`dask.delayed.Delayed` that builds them when
+        computed (the image must already be stored at ``location``).
+        """
         from .filters import halo_depth_rule
         from .halo import write_halo
 
         rule = None if for_filter is None else halo_depth_rule(for_filter)
-        return write_halo(self._obj, location, depth=depth, for_filter=rule, **kwargs)
+        return write_halo(self._obj, location, depth=depth, for_filter=rule, compute=compute,
+                          **kwargs)
 
     def find_halo_depth(self, fn: Callable[..., Any], max_depth: int = 64,
                         **kwargs: Any) -> Any:
@@ -139,17 +147,24 @@ class VoxAccessor:
         return find_halo_depth(self._obj, fn, max_depth=max_depth, **kwargs)
 
     # ------------------------------------------------------------------ series
-    def to_series(self, location: Any, memory: str | int = "512MB", **kwargs: Any) -> Any:
-        """Image -> series chunk-layout transpose; see :func:`voxzarr.series.to_series`."""
+    def to_series(self, location: Any, memory: str | int = "512MB", *, compute: bool = True,
+                  **kwargs: Any) -> Any:
+        """Image -> series chunk-layout transpose; see :func:`voxzarr.series.to_series`.
+
+        ``compute=False`` returns a :class:`dask.delayed.Delayed` that converts when computed.
+        """
         from .series import to_series
 
-        return to_series(self._obj, location, memory=memory, **kwargs)
+        return to_series(self._obj, location, memory=memory, compute=compute, **kwargs)
 
-    def to_images(self, location: Any, **kwargs: Any) -> Any:
-        """Series -> image chunk layout; see :func:`voxzarr.series.to_images`."""
+    def to_images(self, location: Any, *, compute: bool = True, **kwargs: Any) -> Any:
+        """Series -> image chunk layout; see :func:`voxzarr.series.to_images`.
+
+        ``compute=False`` returns a :class:`dask.delayed.Delayed` that converts when computed.
+        """
         from .series import to_images
 
-        return to_images(self._obj, location, **kwargs)
+        return to_images(self._obj, location, compute=compute, **kwargs)
 
     @property
     def series(self) -> Any:
@@ -179,11 +194,12 @@ class VoxTreeAccessor:
     def __init__(self, obj: xr.DataTree):
         self._obj = obj
 
-    def to_ome_zarr(self, location: Any, **kwargs: Any) -> Any:
-        """Write every level as one OME-Zarr multiscale image."""
+    def to_ome_zarr(self, location: Any, *, compute: bool = True, **kwargs: Any) -> Any:
+        """Write every level as one OME-Zarr multiscale image (see
+        :func:`voxzarr.io.to_ome_zarr`; ``compute=False`` returns a Delayed)."""
         from .io import to_ome_zarr
 
-        return to_ome_zarr(self._obj, location, **kwargs)
+        return to_ome_zarr(self._obj, location, compute=compute, **kwargs)
 
     def level(self, index: int | str = 0) -> xr.DataArray:
         """The image DataArray of one level (by position or name)."""

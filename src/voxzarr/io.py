@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import itertools
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import dask
@@ -19,6 +21,7 @@ import numpy as np
 import xarray as xr
 import zarr
 from dask.base import tokenize
+from dask.delayed import Delayed
 from numcodecs import Blosc
 from zarr.codecs import BloscCodec
 
@@ -486,30 +489,64 @@ def write_scheduler(store: Any) -> dict[str, Any]:
     return {}
 
 
-@progress_keyword
-def write_multiscale(
+@dataclass
+class _PendingLevels:
+    """Levels whose arrays exist but whose pixels and metadata are still to be written.
+
+    ``sources[i]`` goes to ``targets[i]`` (one ``dask.array.store``); then ``finish`` writes
+    the group's NGFF metadata, the last step of a write (before it, the group is not an
+    image). ``finish`` takes the ``dask`` keywords to read the stored labels with.
+    """
+
+    sources: list[da.Array]
+    targets: list[Any]
+    paths: list[str]
+    finish: Callable[..., Multiscale]
+
+    def store(self, progress: bool | None, **scheduler: Any) -> Multiscale:
+        """Write the pending pixels now (one graph: shared blocks computed once, levels
+        overlapping), then the metadata."""
+        if self.sources:
+            with show_progress(f"writing levels {self.paths[0]}-{self.paths[-1]}", progress):
+                da.store(self.sources, self.targets, lock=False, compute=True, **scheduler)
+        return self.finish(**scheduler)
+
+
+def _finish_multiscale(root: zarr.Group, ms: Multiscale, extra_attrs: Mapping[str, Any] | None,
+                       **scheduler: Any) -> Multiscale:
+    """Write the NGFF metadata of ``root`` (its last step); label colours from the data."""
+    if ms.image_label is not None and "colors" not in ms.image_label:
+        # NGFF: label images SHOULD list their colours; taken from the values stored
+        ms = replace(ms, image_label={**ms.image_label, "colors": label_colors(
+            label_values(root[ms.levels[0].path], **scheduler))})
+    attrs = wrap_ome(multiscales_attrs(ms, ms.version), ms.version)
+    if extra_attrs:
+        attrs.update(extra_attrs)
+    root.attrs.update(attrs)  # metadata last: before this the group is not an image
+    return ms
+
+
+def _prepare_multiscale(
     group_location: Any,
     levels: Iterable[tuple[str, xr.DataArray]],
     *,
-    version: str = "0.5",
-    chunks: Any = None,
-    shards: Any = None,
-    compressor: str | None = "zstd",
-    clevel: int = 3,
-    name: str | None = None,
-    image_label: Mapping[str, Any] | None = None,
-    progress: bool | None = None,
-    storage_options: dict | None = None,
-    extra_attrs: Mapping[str, Any] | None = None,
-    mode: str = "w",
-) -> Multiscale:
-    """Write levels into a (new, empty) group at ``group_location``; metadata last.
+    version: str,
+    chunks: Any,
+    shards: Any,
+    compressor: str | None,
+    clevel: int,
+    name: str | None,
+    image_label: Mapping[str, Any] | None,
+    storage_options: dict | None,
+    extra_attrs: Mapping[str, Any] | None,
+    mode: str,
+    write_now: Callable[[str, da.Array, Any], None] | None,
+) -> _PendingLevels:
+    """Create the level arrays of a multiscale group; the pixels wait in the result.
 
-    This is the building block of :func:`to_ome_zarr`; it does not guard against
-    overwriting. ``levels`` may be a lazy iterator: each level is taken only after the one
-    before it is written (see :func:`voxzarr.pyramid.stream_levels`). ``mode="a"`` keeps
-    existing children of the group (``labels/``).
-    Returns the written :class:`Multiscale`.
+    With ``write_now``, levels that are not a fused stream are written as they come (a
+    lazy stream reads each level back from the group, so it must be); without it, every
+    level is left pending, and a stream that is neither fused nor a sequence is refused.
     """
     if version not in ("0.4", "0.5"):
         raise MetadataError(f"cannot write NGFF {version!r}; choose '0.4' or '0.5'",
@@ -523,6 +560,11 @@ def write_multiscale(
     # back from this group, so each level is taken only after the one before is written;
     # a stream that can fuse gives every level as one graph instead, written in one pass
     fused = getattr(levels, "fused", None)
+    if write_now is None and not callable(fused) and not isinstance(levels, Sequence):
+        raise InvalidArgumentError(
+            "compute=False cannot defer a level stream that reads each level back from the "
+            "store as it is written; pass the levels at once (a list or a DataTree) or "
+            "write with compute=True", field="compute")
     level_iter = iter(fused() if callable(fused) else levels)
     first = next(level_iter, None)
     if first is None:
@@ -539,8 +581,7 @@ def write_multiscale(
     store = _store.open_store(group_location, mode="w", storage_options=storage_options)
     root = zarr.open_group(store, mode=mode, zarr_format=zarr_format)
     ngff_levels = []
-    pending: list[tuple[da.Array, Any]] = []  # fused: (data, target) stored all at once
-    local = write_scheduler(store)
+    pending = _PendingLevels([], [], [], _finish_multiscale)
     for path, img in itertools.chain([first], level_iter):
         geo = geometry(img) if ngff_levels else geos[0]
         if ngff_levels:
@@ -557,22 +598,14 @@ def write_multiscale(
             kwargs["chunk_key_encoding"] = {"name": "v2", "separator": "/"}
         arr = zarr.create_array(store, **kwargs)
         data = _aligned_dask(img.data, _write_unit(ck, sh))
-        if callable(fused):
-            pending.append((data, chunk_target(arr)))
+        if write_now is not None and not callable(fused):
+            write_now(path, data, chunk_target(arr))
         else:
-            with show_progress(f"writing level {path}", progress):
-                da.store(data, chunk_target(arr), lock=False, compute=True, **local)
+            pending.sources.append(data)
+            pending.targets.append(chunk_target(arr))
+            pending.paths.append(path)
         ngff_levels.append(Level(path, tuple(geo.scale_vector()),
                                  tuple(geo.translation_vector())))
-    if pending:  # one graph: shared blocks are computed once, levels overlap
-        with show_progress(f"writing levels {ngff_levels[0].path}-{ngff_levels[-1].path}",
-                           progress):
-            da.store([d for d, _ in pending], [t for _, t in pending], lock=False,
-                     compute=True, **local)
-    if image_label is not None and "colors" not in image_label:
-        # NGFF: label images SHOULD list their colours; taken from the values stored
-        image_label = {**image_label, "colors": label_colors(
-            label_values(root[ngff_levels[0].path], **local))}
     axes = tuple(Axis(d, {"t": "time", "c": "channel"}.get(d, "space"),
                       None if d == "c" else units.get(d)) for d in dims)
     ms = Multiscale(
@@ -584,11 +617,91 @@ def write_multiscale(
         type=getattr(levels, "ngff_type", None),
         metadata=getattr(levels, "ngff_metadata", None),
     )
-    attrs = wrap_ome(multiscales_attrs(ms, version), version)
-    if extra_attrs:
-        attrs.update(extra_attrs)
-    root.attrs.update(attrs)  # metadata last: before this the group is not an image
-    return ms
+    extra = dict(extra_attrs) if extra_attrs else None
+    pending.finish = partial(_finish_multiscale, root, ms, extra)
+    return pending
+
+
+@progress_keyword
+def write_multiscale(
+    group_location: Any,
+    levels: Iterable[tuple[str, xr.DataArray]],
+    *,
+    version: str = "0.5",
+    chunks: Any = None,
+    shards: Any = None,
+    compressor: str | None = "zstd",
+    clevel: int = 3,
+    name: str | None = None,
+    image_label: Mapping[str, Any] | None = None,
+    progress: bool | None = None,
+    storage_options: dict | None = None,
+    extra_attrs: Mapping[str, Any] | None = None,
+    mode: str = "w",
+    compute: bool = True,
+) -> Multiscale | Delayed:
+    """Write levels into a (new, empty) group at ``group_location``; metadata last.
+
+    This is the building block of :func:`to_ome_zarr`; it does not guard against
+    overwriting. ``levels`` may be a lazy iterator: each level is taken only after the one
+    before it is written (see :func:`voxzarr.pyramid.stream_levels`). ``mode="a"`` keeps
+    existing children of the group (``labels/``).
+
+    With ``compute=False`` the level arrays are created now and a
+    :class:`dask.delayed.Delayed` is returned whose ``compute()`` writes the pixels and then
+    the metadata; a lazy stream that reads each level back from the group (one that cannot
+    fuse) cannot be deferred and raises :class:`InvalidArgumentError`.
+
+    Returns
+    -------
+    The written :class:`Multiscale` (with ``compute=False``: a Delayed computing to it).
+    """
+    local: dict[str, Any] = {}
+
+    def write_now(path: str, data: da.Array, target: Any) -> None:
+        with show_progress(f"writing level {path}", progress):
+            da.store(data, target, lock=False, compute=True, **local)
+
+    store = _store.open_store(group_location, mode="w", storage_options=storage_options)
+    local.update(write_scheduler(store))
+    pending = _prepare_multiscale(
+        store, levels, version=version, chunks=chunks, shards=shards, compressor=compressor,
+        clevel=clevel, name=name, image_label=image_label, storage_options=storage_options,
+        extra_attrs=extra_attrs, mode=mode, write_now=write_now if compute else None)
+    if not compute:
+        return dask.delayed(_finish_after, pure=False)(_stored(pending.sources,
+                                                               pending.targets),
+                                                       [pending.finish], DEFERRED_SCHEDULER)
+    return pending.store(progress, **local)
+
+
+#: how the metadata step of a deferred write reads back what it needs (label values):
+#: threads of the process that computes the Delayed, wherever that runs
+DEFERRED_SCHEDULER: dict[str, Any] = {"scheduler": "threads"}
+
+
+def _stored(sources: list[da.Array], targets: list[Any]) -> Delayed | None:
+    """``dask.array.store`` of every pending level, not yet computed."""
+    return da.store(sources, targets, lock=False, compute=False) if sources else None
+
+
+def _finish_after(_stored: Any, finishes: Sequence[Callable[..., Any]],
+                  scheduler: dict[str, Any], write: _store.AtomicWrite | None = None,
+                  result: Any = None) -> Any:
+    """The last task of a deferred write: once ``_stored`` (the pixels) is computed, run
+    ``finishes`` (the metadata) in order and commit ``write``; ``result``, or the last
+    finish's result, is what the Delayed computes to."""
+    try:
+        out = None
+        for fn in finishes:
+            out = fn(**scheduler)
+        if write is not None:
+            write.commit()
+    except BaseException:
+        if write is not None:
+            write.abort()
+        raise
+    return out if result is None else result
 
 
 @progress_keyword
@@ -607,6 +720,7 @@ def to_ome_zarr(
     labels: Mapping[str, xr.DataArray | xr.DataTree] | None = None,
     progress: bool | None = None,
     storage_options: dict | None = None,
+    compute: bool = True,
 ) -> Any:
     """Write an image (or a multiscale DataTree) as OME-Zarr.
 
@@ -635,11 +749,21 @@ def to_ome_zarr(
         ``{name: label image}`` written under ``labels/<name>`` with ``image-label`` metadata.
     progress
         Show a progress bar (default: when stderr is a terminal and not under CI).
-        ``progress_bar=`` is its deprecated old name.
+        ``progress_bar=`` is its deprecated old name. Ignored with ``compute=False``.
+    compute
+        ``False`` (as xarray's ``to_zarr(compute=False)``): check everything and create the
+        arrays now, and return a :class:`dask.delayed.Delayed` whose ``compute()`` writes
+        the pixels, then the metadata, and (local paths) renames the dataset into place.
+        Until then the location does not open as an image: a local path does not exist yet
+        (the arrays wait in a hidden ``.partial-*`` sibling, left behind if the Delayed is
+        never computed or fails), and a store written in place has no ``multiscales``.
+        Compute it with several others in one ``dask.compute(...)`` to share the work. A
+        store that lives in this process only (``memory://``) must be computed on the
+        threaded scheduler, not on ``dask.distributed`` workers.
 
     Returns
     -------
-    The location written.
+    The location written (with ``compute=False``: a Delayed that computes to it).
     """
     opts: dict[str, Any] | None = None
     label_opts: dict[str, Any] | None = None
@@ -659,11 +783,20 @@ def to_ome_zarr(
 
         return stream_levels(img, where, chunks=chunks, shards=shards, label=label, **pyr)
 
-    with _store.atomic_target(location, overwrite=overwrite,
-                              storage_options=storage_options) as target:
-        store = _store.open_store(target, mode="w", storage_options=storage_options)
-        common = dict(version=version, chunks=chunks, shards=shards, compressor=compressor,
-                      clevel=clevel, progress=progress)
+    ref = _store.resolve(location, writable=True, storage_options=storage_options)
+    write = _store.begin_atomic(ref, overwrite=overwrite, storage_options=storage_options)
+    try:
+        store = _store.open_store(write.target, mode="w", storage_options=storage_options)
+        local = write_scheduler(store)
+
+        def write_now(path: str, data: da.Array, target: Any) -> None:
+            with show_progress(f"writing level {path}", progress):
+                da.store(data, target, lock=False, compute=True, **local)
+
+        common: dict[str, Any] = dict(
+            version=version, chunks=chunks, shards=shards, compressor=compressor,
+            clevel=clevel, storage_options=storage_options, extra_attrs=None,
+            write_now=write_now if compute else None)
         # every source (and its options) is checked before anything is written
         lsources = {}
         for lname, limg in (labels or {}).items():
@@ -675,13 +808,30 @@ def to_ome_zarr(
             lsources[lname] = (where, source(limg, where, label_opts, True))
         levels = source(obj, store, opts, None)
         # labels first: the image's own metadata is the very last thing written
+        pending: list[_PendingLevels] = []
         for lname, (where, llevels) in lsources.items():
-            il = _levels_of(labels[lname])[0][1].attrs.get("image-label") or {}
-            write_multiscale(where, llevels, name=lname,
-                             image_label={**il, "source": {"image": "../../"}}, **common)
+            il = _levels_of(labels[lname])[0][1].attrs.get("image-label") or {}  # type: ignore[index]
+            p = _prepare_multiscale(where, llevels, name=lname, mode="w",
+                                    image_label={**il, "source": {"image": "../../"}},
+                                    **common)
+            if compute:
+                p.store(progress, **local)
+            pending.append(p)
         if labels:
             lgroup = zarr.open_group(zarr.storage.StorePath(store, "labels"), mode="a",
                                      zarr_format=2 if version == "0.4" else 3)
             lgroup.attrs.update(wrap_ome({"labels": list(labels)}, version))
-        write_multiscale(store, levels, name=name, mode="a" if labels else "w", **common)
-    return location
+        p = _prepare_multiscale(store, levels, name=name, mode="a" if labels else "w",
+                                image_label=None, **common)
+        pending.append(p)
+        if compute:
+            p.store(progress, **local)
+            write.commit()
+            return location
+        stored = _stored([s for q in pending for s in q.sources],
+                         [t for q in pending for t in q.targets])
+    except BaseException:
+        write.abort()
+        raise
+    return dask.delayed(_finish_after, pure=False)(
+        stored, [q.finish for q in pending], DEFERRED_SCHEDULER, write, location)

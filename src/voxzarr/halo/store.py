@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
@@ -62,32 +63,33 @@ HALO_GROUP = "halo"
 # --------------------------------------------------------------------------- opening
 def open_image_group(location: Any, *, writable: bool = False,
                      storage_options: dict | None = None) -> tuple[zarr.Group, str]:
-    """The NGFF image group at ``location`` (a path, URL, store or group) and a display path."""
-    if isinstance(location, zarr.Group):
+    """The NGFF image group at ``location`` (a path, URL, store, group or
+    :class:`~voxzarr._store.StoreRef`) and a display path."""
+    return image_group(_store.resolve(location, writable=writable,
+                                      storage_options=storage_options))
+
+
+def image_group(ref: _store.StoreRef) -> tuple[zarr.Group, str]:
+    """The NGFF image group of a resolved location (writable unless ``ref.read_only``)."""
+    if isinstance(ref.location, zarr.Group):
         # Reopened, never used as given: zarr caches attributes at open, and a group kept
         # from an earlier open_image would hold the generation of that moment, so a halo
         # gone stale since (pixels written, generation bumped) would pass as fresh.
-        store = location.store
-        if writable and store.read_only:
-            store = store.with_read_only(False)
-        group = zarr.open_group(store, path=location.path, mode="r+" if writable else "r")
-        return resolve_image_group(group, location=f"{group.store}/{group.path}")
-    if not writable:
-        return resolve_image_group(_store.open_root(location, storage_options=storage_options),
-                                   location=location)
-    path = _store.local_path(location)
-    if path is not None and path.suffix == ".zip":
+        group = ref.group("r" if ref.read_only else "r+")
+        return resolve_image_group(group, location=ref.where)
+    if ref.read_only:
+        return resolve_image_group(_store.open_root(ref), location=ref.location)
+    if ref.local is not None and ref.local.suffix == ".zip":
         raise StoreError("zip stores cannot be updated in place; unzip the image first",
-                         path=location)
-    if path is not None and not path.exists():
-        raise StoreError("no such file or directory", path=location)
-    store = _store.open_store(location, mode="a", storage_options=storage_options)
+                         path=ref.location)
+    if ref.local is not None and not ref.local.exists():
+        raise StoreError("no such file or directory", path=ref.location)
     try:
-        root = zarr.open_group(store, mode="r+")
+        root = ref.group("r+")
     except Exception as err:
         raise StoreError(f"not a zarr group ({type(err).__name__}: {err})",
-                         path=location) from None
-    return resolve_image_group(root, location=location)
+                         path=ref.location) from None
+    return resolve_image_group(root, location=ref.location)
 
 
 def level_array(group: zarr.Group, where: str, level: int | str
@@ -389,6 +391,7 @@ def write_halo(
     chunks: Any = None,
     progress: bool | None = None,
     storage_options: dict | None = None,
+    compute: bool = True,
 ) -> Any:
     """Store overlap-halo chunks beside the levels of the OME-Zarr image at ``location``.
 
@@ -420,21 +423,38 @@ def write_halo(
         Core chunk shape (tuple per dim, or ``{dim: n}``); default the stored chunk shape.
     progress
         Show a progress bar (default: when stderr is a terminal and not under CI).
-        ``progress_bar=`` is its deprecated old name.
+        ``progress_bar=`` is its deprecated old name. Ignored with ``compute=False``.
+    compute
+        ``False`` (as xarray's ``to_zarr(compute=False)``): check everything and create the
+        (empty, unstamped) halo arrays now, and return a :class:`dask.delayed.Delayed` whose
+        ``compute()`` builds the halo blocks and then stamps them. Until it is computed the
+        halo of each level has no metadata, so :func:`voxzarr.open_halo` refuses it. The
+        stamp checks that the image generation is still the one read at call time, and
+        raises :class:`StaleHaloError` (leaving the halo unstamped) when a write changed
+        the image in between. The image must already be stored at ``location``: writing
+        ``obj`` first and building its halo from the stored pixels cannot be deferred
+        (:class:`InvalidArgumentError`). A store that lives in this process only
+        (``memory://``) must be computed on the threaded scheduler.
 
     Returns
     -------
-    The location, for chaining.
+    The location, for chaining (with ``compute=False``: a Delayed that computes to it).
     """
     if obj is not None and not isinstance(obj, xr.DataArray):
         raise HaloError(f"expects an image DataArray or None, got {type(obj).__name__}",
                         field="obj")
-    if obj is not None and not _store.exists(location, storage_options):
+    ref = _store.resolve(location, writable=True, storage_options=storage_options)
+    if obj is not None and not ref.exists():
+        if not compute:
+            raise InvalidArgumentError(
+                "compute=False needs the image already stored at the location (the halo is "
+                "built from the stored pixels); write it first with to_ome_zarr, or use "
+                "compute=True", path=ref.where, field="compute")
         from ..io import to_ome_zarr
 
-        to_ome_zarr(obj, location, chunks=chunks, progress=progress,
+        to_ome_zarr(obj, ref, chunks=chunks, progress=progress,
                     storage_options=storage_options)
-    group, where = open_image_group(location, writable=True, storage_options=storage_options)
+    group, where = image_group(ref)
     ms, _ = read_multiscale_metadata(group, where)
     wanted = _levels_list(levels, ms, where)
     rule = None if for_filter is None else depth_rule(for_filter)
@@ -462,26 +482,66 @@ def write_halo(
         hg = _halo_group(group)
         if hg is None:
             hg = group.create_group(HALO_GROUP)
+        builds, metas = [], []
         for path, src, dvec, per, core in plans:
             meta = HaloMeta(source_level=path, dims=ms.dims, shape=tuple(src.shape),
                             core_chunks=core, depth=dvec, periodic=per, generation=gen,
                             dtype=str(src.dtype), source_chunks=tuple(src.chunks))
-            layout = meta.layout
-            kwargs: dict[str, Any] = dict(
-                name=path, shape=layout.stored_shape, chunks=layout.block_shape, dtype=src.dtype,
-                fill_value=0, compressors=src.compressors, overwrite=True,
-            )
-            if group.metadata.zarr_format == 3:
-                kwargs["dimension_names"] = list(ms.dims)
+            harr = _create_halo_array(group, hg, meta, src)
+            blocks = list(meta.layout.blocks())
+            if compute:
+                build_blocks(src, harr, meta.layout, blocks, desc=f"halo level {path}",
+                             progress=progress)
+                _stamp(hg, harr, meta)
             else:
-                kwargs["chunk_key_encoding"] = {"name": "v2", "separator": "/"}
-            harr = hg.create_array(**kwargs)  # no metadata yet: incomplete until stamped
-            build_blocks(src, harr, layout, list(layout.blocks()), desc=f"halo level {path}",
-                         progress=progress)
-            harr.attrs.update({VOXZARR_KEY: meta.to_dict()})  # metadata last
-            done = sorted(set(_voxzarr_attrs(hg).get("levels", [])) | {path})
-            _update_voxzarr_attrs(hg, layout=HALO_LAYOUT, version=LAYOUT_VERSION, levels=done)
-    return location
+                builds.append(run_blocks(_source_dask(src), meta.layout, blocks,
+                                         _WriteBlock(harr, meta.layout)))
+                metas.append(meta)
+    if compute:
+        return location
+    return dask.delayed(_stamp_when_built, pure=False)(builds, group, where, metas, location)
+
+
+def _create_halo_array(group: zarr.Group, hg: zarr.Group, meta: HaloMeta,
+                       src: zarr.Array) -> zarr.Array:
+    """A new, empty halo array for ``meta`` (replacing any): no metadata until stamped."""
+    layout = meta.layout
+    kwargs: dict[str, Any] = dict(
+        name=meta.source_level, shape=layout.stored_shape, chunks=layout.block_shape,
+        dtype=src.dtype, fill_value=0, compressors=src.compressors, overwrite=True,
+    )
+    if group.metadata.zarr_format == 3:
+        kwargs["dimension_names"] = list(meta.dims)
+    else:
+        kwargs["chunk_key_encoding"] = {"name": "v2", "separator": "/"}
+    return hg.create_array(**kwargs)
+
+
+def _stamp(hg: zarr.Group, harr: zarr.Array, meta: HaloMeta) -> None:
+    """Mark the halo of one level complete: its metadata, then the halo group's list."""
+    harr.attrs.update({VOXZARR_KEY: meta.to_dict()})  # metadata last
+    done = sorted(set(_voxzarr_attrs(hg).get("levels", [])) | {meta.source_level})
+    _update_voxzarr_attrs(hg, layout=HALO_LAYOUT, version=LAYOUT_VERSION, levels=done)
+
+
+def _stamp_when_built(_built: Any, group: zarr.Group, where: str, metas: Sequence[HaloMeta],
+                      result: Any) -> Any:
+    """The last task of a deferred :func:`write_halo`: stamp the built halos, under the
+    image lock, if the image generation is still the one they were built for."""
+    with image_lock(group) as group:
+        now = image_generation(group, where)
+        hg = _halo_group(group)
+        if hg is None:
+            raise HaloError("the halo group was removed while the halo was built", path=where,
+                            field=HALO_GROUP)
+        for meta in metas:
+            if meta.generation != now:
+                raise StaleHaloError(
+                    f"the image changed while its halo was built (generation "
+                    f"{meta.generation} -> {now}); the halo is left unstamped: build it "
+                    "again", path=where, field=f"{HALO_GROUP}/{meta.source_level}")
+            _stamp(hg, halo_array(group, where, meta.source_level), meta)
+    return result
 
 
 def _core_chunks(chunks: Any, dims: tuple[str, ...], src: zarr.Array) -> tuple[int, ...]:

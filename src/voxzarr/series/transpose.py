@@ -9,7 +9,9 @@ A series store is an NGFF 0.5 image whose chunks span the whole time axis (layou
 * other stores (``memory://``, object storage) are written in place and the NGFF metadata is
   written last, so an interrupted store has no ``multiscales`` and does not open as an image;
 * in both, the group's ``voxzarr`` attribute records the plan and the next task; running the
-  same conversion again resumes there and gives a byte-identical result.
+  same conversion again resumes there and gives a byte-identical result;
+* with ``compute=False`` the target is created now and the tasks, the metadata and the rename
+  run when the returned Delayed is computed (the resume point is then recorded per phase).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import dask
 import numpy as np
 import xarray as xr
 import zarr
@@ -41,7 +44,7 @@ from ..errors import (
 )
 from ..ngff import Axis, Level, Multiscale, multiscales_attrs, wrap_ome
 from ..ngff.layouts import VOXZARR_KEY, check_version, voxzarr_attrs
-from .executor import ZarrReader, active_client, reader_for, run_phase
+from .executor import Reader, ZarrReader, active_client, copy_region, reader_for, run_phase
 from .plan import (
     LAYOUT,
     LAYOUT_VERSION,
@@ -196,8 +199,13 @@ def _convert(
     resume: bool,
     progress: bool | None,
     storage_options: dict | None,
+    compute: bool = True,
 ) -> Any:
-    """Create or resume the target, run every phase, then write the metadata and finish."""
+    """Create or resume the target, run every phase, then write the metadata and finish.
+
+    ``compute=False``: the target is created (or resumed) now; the phases and the finish
+    are a Delayed (:func:`_deferred_phases`).
+    """
     path = _store.local_path(location)
     if path is not None and path.suffix == ".zip":
         raise StoreError("cannot convert into a .zip in place; write a directory and zip it",
@@ -211,6 +219,8 @@ def _convert(
     expected = {**header, "complete": False, "plan": plan.to_json()}
     old = (_read_attrs(work, storage_options) or {})
     if path is not None and old == final_attrs:  # finished, killed before the rename
+        if not compute:
+            return dask.delayed(_finish, pure=False)(None, None, work, path, None, location)
         _move_into_place(work, path)
         return location
     old_vz = voxzarr_attrs(old) or None
@@ -250,6 +260,10 @@ def _convert(
             )
     done = _Progress(root, state, plan)
     reader = reader_for(img.data, plan.threads)
+    if not compute:
+        phases = _deferred_phases(plan, done, reader, target, staging)
+        return dask.delayed(_finish, pure=False)(phases, root, work, path, final_attrs,
+                                                 location)
     client = active_client()  # a dask.distributed cluster takes the tasks, if one is active
     total = sum(math.prod(shape) for _ in plan.phases) * dtype.itemsize
     with tqdm(total=total, initial=done.bytes_done(dtype.itemsize), unit="B",
@@ -268,14 +282,63 @@ def _convert(
 
             run_phase(phase, src, dst, start=first_task if k == first_phase else 0,
                       threads=plan.threads, on_progress=on_progress, client=client)
-    if plan.staging_chunks and STAGING in root:
-        del root[STAGING]
-    if path is not None:
-        _remove_stray_partials(work)
-    root.attrs.put(final_attrs)  # metadata last: from here on the store reads as complete
+    return _finish(None, root, work, path, final_attrs, location)
+
+
+def _finish(_done: Any, root: zarr.Group | None, work: Any, path: Path | None,
+            final_attrs: dict[str, Any] | None, location: Any) -> Any:
+    """Once every phase is written: drop the staging array, write the metadata (the
+    store reads as complete from here on) and move a local store into place."""
+    if root is not None:
+        if STAGING in root:
+            del root[STAGING]
+        if path is not None:
+            _remove_stray_partials(work)
+        root.attrs.put(final_attrs)  # metadata last: from here on the store reads as complete
     if path is not None:
         _move_into_place(work, path)
     return location
+
+
+def _copy_task(_after: Any, reader: Reader, read_region: tuple[slice, ...],
+               target: zarr.Array, region: tuple[slice, ...], threads: int) -> int:
+    """One task of a deferred phase (after the phase before it): :func:`copy_region`."""
+    return copy_region(reader, read_region, target, region, threads)
+
+
+def _phase_done(nbytes: list[int], done: _Progress, phase: int) -> int:
+    """Every task of ``phase`` is written: record the next phase as the resume point."""
+    done.advance(phase, done.plan.phases[phase].n_tasks)
+    return sum(nbytes)
+
+
+def _deferred_phases(plan: TransposePlan, done: _Progress, reader: Reader,
+                     target: zarr.Array, staging: zarr.Array | None) -> Any:
+    """The phases from the resume point on as one dask graph (``compute=False``).
+
+    A phase's tasks depend on the whole phase before it (the staging array is read only
+    once written), and :func:`copy_region` runs one task per process at a time, so the
+    budget holds as in the direct run. The resume point is recorded per phase (tasks may
+    finish in any order here), so an interrupted deferred conversion resumes at the start
+    of the phase it was in.
+    """
+    first_phase, first_task = done.position
+    shared = dask.delayed(reader, pure=False)  # in-process data: one graph key, not a copy
+    prev: Any = None
+    for k, phase in enumerate(plan.phases):
+        if k < first_phase:
+            continue
+        src: Any = reader if phase.source == "source" else ZarrReader(staging, plan.threads)
+        dst = target if phase.target == "target" else staging
+        tasks = []
+        for i in range(first_task if k == first_phase else 0, phase.n_tasks):
+            region = phase.region(i)
+            task = src.for_task(region)
+            rdr, rregion = (shared if src is reader else src, region) if task is None else task
+            tasks.append(dask.delayed(_copy_task, pure=False)(prev, rdr, rregion, dst, region,
+                                                              plan.threads))
+        prev = dask.delayed(_phase_done, pure=False)(tasks, done, k)
+    return prev
 
 
 def _with_fewer_threads(make: Callable[[int], TransposePlan], threads: int) -> TransposePlan:
@@ -308,6 +371,7 @@ def to_series(
     source: Any = None,
     progress: bool | None = None,
     storage_options: dict | None = None,
+    compute: bool = True,
 ) -> Any:
     """Write a time-lapse image in the series layout: each chunk holds whole time series.
 
@@ -344,11 +408,22 @@ def to_series(
         Where the image came from, recorded in the ``voxzarr`` attribute.
     progress
         Show a progress bar (default: when stderr is a terminal and not under CI).
-        ``progress_bar=`` is its deprecated old name.
+        ``progress_bar=`` is its deprecated old name. Ignored with ``compute=False``.
+    compute
+        ``False`` (as xarray's ``to_zarr(compute=False)``): plan, check and create (or
+        resume) the target now, and return a :class:`dask.delayed.Delayed` whose
+        ``compute()`` runs the conversion's tasks as a dask graph, each phase after the one
+        before, then writes the metadata and (local directories) renames the store into
+        place. Until then :func:`open_series` refuses the store as unfinished. Tasks still
+        run one per process at a time (the budget holds); the resume point is recorded
+        per phase. With ``compute=True`` (default) the conversion runs here, submitting its
+        tasks to an active ``dask.distributed`` client itself. A store that lives in this
+        process only (``memory://``) must be computed on the threaded scheduler.
 
     Returns
     -------
-    The location written. Open it with :func:`open_series`.
+    The location written (with ``compute=False``: a Delayed that computes to it). Open it
+    with :func:`open_series`.
     """
     img = _check_image(obj, "to_series")
     budget = parse_memory(memory)
@@ -372,7 +447,7 @@ def to_series(
     final[VOXZARR_KEY] = {**header, "complete": True}
     return _convert(img, location, plan, header=header, final_attrs=final,
                     compressor=compressor, clevel=clevel, overwrite=overwrite, resume=resume,
-                    progress=progress, storage_options=storage_options)
+                    progress=progress, storage_options=storage_options, compute=compute)
 
 
 @progress_keyword
@@ -393,13 +468,15 @@ def to_images(
     source: Any = None,
     progress: bool | None = None,
     storage_options: dict | None = None,
+    compute: bool = True,
 ) -> Any:
     """Write a series-layout image (or any time-lapse) back in the image layout.
 
     The result is a plain NGFF 0.5 image chunked one timepoint per chunk (default
     :func:`voxzarr.io.default_chunks`, or ``chunks`` / ``shards`` as for
-    :func:`voxzarr.io.to_ome_zarr`). Budget, resume, staging and the other options are as
-    for :func:`to_series`.
+    :func:`voxzarr.io.to_ome_zarr`). Budget, resume, staging, ``compute`` and the other
+    options are as for :func:`to_series`; until a ``compute=False`` write is computed the
+    store does not open as an image.
     """
     from ..io import _normalize_shape_arg
 
@@ -423,7 +500,7 @@ def to_images(
               "source": _fingerprint(img, source, reader.chunks), "array": ARRAY}
     return _convert(img, location, plan, header=header, final_attrs=_ngff_attrs(img, name),
                     compressor=compressor, clevel=clevel, overwrite=overwrite, resume=resume,
-                    progress=progress, storage_options=storage_options)
+                    progress=progress, storage_options=storage_options, compute=compute)
 
 
 def series_info(location: Any, *, storage_options: dict | None = None) -> dict[str, Any]:
