@@ -1,4 +1,5 @@
-"""The command line speaks its own words: flags in messages, one line, one vocabulary."""
+"""The command line speaks its own words: flags in messages, one line, one vocabulary; one
+module per command."""
 
 from __future__ import annotations
 
@@ -130,3 +131,12 @@ def test_cli_words_rewrites_known_keywords_only():
         "pass --overwrite to replace"
     assert cli_words("pass voxel_size= and unit=)", parser) == "pass --voxel-size and --unit)"
     assert cli_words("use mode='full'", parser) == "use mode='full'"  # not a convert flag
+
+
+def test_each_command_is_a_module_named_after_it():
+    import pkgutil
+
+    modules = {m.name for m in pkgutil.iter_modules(cli.__path__) if not m.name.startswith("_")}
+    registered = {name: setup.__module__ for name, (_, setup) in cli._core.COMMANDS.items()}
+    assert {n.replace("-", "_") for n in registered} == modules
+    assert all(mod == f"voxzarr.cli.{n.replace('-', '_')}" for n, mod in registered.items())

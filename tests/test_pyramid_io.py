@@ -232,7 +232,8 @@ def test_other_readers_see_the_same_placement(tmp_path, bead):
 
 
 def test_voxzarr_validate_passes(tmp_path, bead):
-    validate = pytest.importorskip("voxzarr.ngff.validate").validate
+    from voxzarr.ngff.validate import validate
+
     out = tmp_path / "v.ome.zarr"
     bead.vox.to_ome_zarr(out, pyramid={"min_size": 8, "method": "nearest"},
                          labels={"b": _labels_of(bead.values)}, chunks=32)

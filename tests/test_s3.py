@@ -1,8 +1,8 @@
 """voxzarr against S3-compatible object storage (a local moto server, see ``_s3server.py``).
 
 Credentials come from the environment the fixture sets; voxzarr is given only the endpoint
-through ``storage_options``. Tests of capabilities whose modules are not importable yet skip
-through ``pytest.importorskip``.
+through ``storage_options``. The module skips without ``s3fs``, and a test that needs
+``tifffile`` skips without it.
 """
 
 from __future__ import annotations
@@ -135,8 +135,6 @@ def test_graph_holds_no_credentials_and_stays_small(s3: S3):
 
 # --------------------------------------------------------------------------- capabilities
 def test_halo_filter_on_s3_reads_each_stored_chunk_once(s3: S3):
-    pytest.importorskip("voxzarr.halo")
-    pytest.importorskip("voxzarr.filters")
     from voxzarr.halo import open_halo, write_halo
 
     arr = np.random.default_rng(5).random((24, 40, 36)).astype("float32")
@@ -166,7 +164,6 @@ def test_halo_filter_on_s3_reads_each_stored_chunk_once(s3: S3):
 
 
 def test_pyramid_on_s3_matches_local(s3: S3, tmp_path):
-    pytest.importorskip("voxzarr.pyramid")
     img = _image(shape=(16, 64, 64))
     url = s3.url()
     vz.to_ome_zarr(img, url, pyramid={"levels": 3}, chunks=16,
@@ -181,7 +178,8 @@ def test_pyramid_on_s3_matches_local(s3: S3, tmp_path):
 
 
 def test_series_on_s3_round_trip(s3: S3):
-    series = pytest.importorskip("voxzarr.series")
+    from voxzarr import series
+
     img = _image(dims="tzyx", shape=(10, 4, 24, 20))
     src = s3.url("movie.ome.zarr")
     vz.to_ome_zarr(img, src, chunks={"t": 1, "z": 4, "y": 24, "x": 20},
