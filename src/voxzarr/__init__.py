@@ -50,13 +50,16 @@ _LAZY: dict[str, tuple[str, str]] = {
     "upgrade": ("voxzarr.convert", "upgrade"),
     "open_halo": ("voxzarr.halo", "open_halo"),
     "open_series": ("voxzarr.series", "open_series"),
+    # plug-in points (registries, see voxzarr._registry); also voxzarr.pyramid / .convert
+    "register_pyramid_method": ("voxzarr._registry", "register_pyramid_method"),
+    "register_archive_reader": ("voxzarr.convert.readers", "register_archive_reader"),
 }
 
 
 # Layer wiring: where a lower layer must call an implementation above it, it finds it in a
 # registry (voxzarr._registry) that the package fills here, lazily, so imports only go down.
 # Halo storage knows voxel depths only; the filter layer turns `for_filter=` into depths.
-_registry.HALO_DEPTH_RULES.register("filter", "voxzarr.filters:halo_depth_rule")
+_registry.HALO_DEPTH_RULES.register("filter", "voxzarr.filters:halo_depth_rule", replace=True)
 
 
 def __getattr__(name: str) -> _Any:
@@ -161,6 +164,8 @@ __all__ = [
     "open_image",
     "open_multiscale",
     "open_series",
+    "register_archive_reader",
+    "register_pyramid_method",
     "to_ome_zarr",
     "upgrade",
     "validate",

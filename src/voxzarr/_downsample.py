@@ -14,6 +14,11 @@ gives the numpy result (except ``gaussian``, whose filter pass is CuPy's own).
 Rounding: integer ``mean`` is exact (integer sums, division rounded half to even);
 ``median`` and ``gaussian`` of integers are computed in float64 and rounded half to even
 (``rint``), then clipped to the dtype range.
+
+Methods are found by name in :data:`voxzarr._registry.PYRAMID_METHODS`
+(:func:`register_pyramid_method`; other packages add theirs through the entry-point group
+``voxzarr.pyramid_methods``). The built-ins are registered there with lazy references to the
+kernels below; :data:`METHODS` and :data:`LABEL_METHODS` are live read-only views of it.
 """
 
 from __future__ import annotations
@@ -26,13 +31,23 @@ from typing import Any
 
 import numpy as np
 
+from ._registry import (
+    PYRAMID_METHOD_ALIASES,
+    PYRAMID_METHODS,
+    PyramidMethod,
+    register_pyramid_method,
+)
 from ._xp import array_module, ndimage_module
+from .errors import PyramidError
 
 __all__ = [
     "METHODS",
     "ALIASES",
     "LABEL_METHODS",
     "GAUSSIAN_TRUNCATE",
+    "PyramidMethod",
+    "register_pyramid_method",
+    "pyramid_method",
     "canonical_method",
     "nearest_offset",
     "output_length",
@@ -43,23 +58,28 @@ __all__ = [
     "gaussian_reduce_block",
 ]
 
-#: reduction methods, in the order the docs list them
-METHODS: tuple[str, ...] = ("mean", "gaussian", "nearest", "mode", "min", "max", "median")
+#: registered reduction methods, built-ins first in the order the docs list them (a live,
+#: read-only view of the registry: it shows methods registered later too)
+METHODS: Sequence[str] = PYRAMID_METHODS.view()
 #: other accepted spellings
-ALIASES: dict[str, str] = {"stride": "nearest"}
-#: methods that only ever output values present in the input (safe for label images)
-LABEL_METHODS: tuple[str, ...] = ("mode", "nearest", "min", "max")
-#: methods that need numbers that can be averaged
-_ARITHMETIC = ("mean", "gaussian", "median")
+ALIASES: dict[str, str] = PYRAMID_METHOD_ALIASES
+#: registered methods that only ever output values present in the input (safe for label
+#: images); a live, read-only view
+LABEL_METHODS: Sequence[str] = PYRAMID_METHODS.view(lambda m: m.labels)
 GAUSSIAN_TRUNCATE = 4.0
 
 
 def canonical_method(name: str) -> str:
     """``name`` with aliases resolved; ``ValueError`` for unknown names (caller rewraps)."""
     key = ALIASES.get(name, name)
-    if key not in METHODS:
+    if key not in PYRAMID_METHODS:
         raise ValueError(name)
     return key
+
+
+def pyramid_method(name: str) -> PyramidMethod:
+    """The registered method ``name`` (aliases resolved); :class:`PyramidError` if unknown."""
+    return PYRAMID_METHODS.get(ALIASES.get(name, name))
 
 
 def nearest_offset(k: int) -> int:
@@ -255,22 +275,29 @@ def _mode(x: Any, factors: Sequence[int], xp: ModuleType) -> Any:
     return out
 
 
-_KERNELS: dict[str, Callable[[Any, Sequence[int], ModuleType], Any]] = {
-    "mean": _mean,
-    "nearest": _nearest,
-    "mode": _mode,
-    "min": lambda x, f, xp: _extreme(x, f, xp, xp.minimum),
-    "max": lambda x, f, xp: _extreme(x, f, xp, xp.maximum),
-    "median": _median,
-}
+def _min(x: Any, factors: Sequence[int], xp: ModuleType) -> Any:
+    return _extreme(x, factors, xp, xp.minimum)
+
+
+def _max(x: Any, factors: Sequence[int], xp: ModuleType) -> Any:
+    return _extreme(x, factors, xp, xp.maximum)
+
+
+def _gaussian(x: Any, factors: Sequence[int], xp: ModuleType) -> Any:
+    """``gaussian`` of a whole image (its edges are the image's). A chunked pyramid reduces
+    each block with its halo instead (:func:`gaussian_reduce_block`)."""
+    return gaussian_reduce_block(x, factors, (0,) * x.ndim)
 
 
 def check_dtype(method: str, dtype: np.dtype) -> str | None:
-    """Why ``method`` cannot reduce ``dtype``, or ``None`` when it can."""
+    """Why ``method`` cannot reduce ``dtype``, or ``None`` when it can.
+
+    Only methods registered with ``labels=True`` (that output input values) reduce bool.
+    """
     dtype = np.dtype(dtype)
     if dtype.kind not in "biuf":
         return f"dtype {dtype} is not supported (integers, floats and, for some methods, bool)"
-    if method in _ARITHMETIC and dtype.kind == "b":
+    if dtype.kind == "b" and not pyramid_method(method).labels:
         return f"method {method!r} averages values and cannot reduce a bool image"
     return None
 
@@ -281,22 +308,40 @@ SLAB_BYTES = 2 << 20
 _FOLDING = ("mean", "min", "max")
 
 
-def reduce_block(block: Any, factors: Sequence[int], method: str) -> Any:
-    """Reduce one block by integer ``factors`` with ``method`` (not ``gaussian``)."""
+def reduce_block(block: Any, factors: Sequence[int], method: str | PyramidMethod) -> Any:
+    """Reduce one block by integer ``factors`` with ``method`` (a name or a registered spec).
+
+    ``gaussian`` reduces the block as a whole image here; chunked pyramids give each block
+    its halo and call :func:`gaussian_reduce_block`. Passing the spec rather than the name
+    lets tasks run where the registration was not made (a dask.distributed worker).
+    """
     xp = array_module(block)
     if all(k == 1 for k in factors):
         return block.copy()
-    kernel = _KERNELS[method]
+    spec = method if isinstance(method, PyramidMethod) else pyramid_method(method)
+    kernel = spec.load()
     k0 = factors[0]
     plane = block[:1].nbytes * k0
-    if xp is not np or method not in _FOLDING or block.nbytes <= 2 * SLAB_BYTES or plane == 0:
-        return kernel(block, factors, xp)
+    if xp is not np or spec.name not in _FOLDING or block.nbytes <= 2 * SLAB_BYTES or \
+            plane == 0:
+        return _checked(kernel(block, factors, xp), block, factors, spec.name)
     # slabs along the first axis start at multiples of its factor: every output voxel is
     # computed from the same voxels, in the same order, as on the whole block
     step = max(1, SLAB_BYTES // plane) * k0
     out = np.empty(_out_shape(block.shape, factors), dtype=block.dtype)
     for z in range(0, block.shape[0], step):
         out[z // k0:-(-(z + step) // k0)] = kernel(block[z:z + step], factors, xp)
+    return out
+
+
+def _checked(out: Any, block: Any, factors: Sequence[int], method: str) -> Any:
+    """``out`` if it has the shape and dtype a reduction of ``block`` must have."""
+    shape = tuple(output_length(n, k, method) for n, k in zip(block.shape, factors, strict=True))
+    if tuple(out.shape) != shape or out.dtype != block.dtype:
+        raise PyramidError(f"the kernel of method {method!r} returned shape {tuple(out.shape)} "
+                           f"{out.dtype} for a {block.dtype} block of shape {block.shape} and "
+                           f"factors {tuple(factors)}; expected {shape} {block.dtype}",
+                           field="method")
     return out
 
 

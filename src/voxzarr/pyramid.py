@@ -9,7 +9,8 @@ Three jobs, one module:
   pyramid ends when no axis can be halved. ``t`` and ``c`` are never reduced.
 * **Reducing** (:mod:`voxzarr._downsample`): block reduce by integer factors with ``mean``,
   ``gaussian``, ``nearest`` (alias ``stride``), ``mode``, ``min``, ``max`` or ``median``,
-  on numpy or CuPy.
+  on numpy or CuPy, or with any method added by :func:`register_pyramid_method` (or by
+  another package through the entry-point group ``voxzarr.pyramid_methods``).
 * **Placement**: level ``i`` with cumulative factor ``K`` has voxel size ``K * s0`` and, for
   every block method, first-voxel centre ``t0 + (K - 1) * s0 / 2`` (the centre of the first
   block). ``nearest`` keeps real voxels, so its origin is the centre of the voxel it kept.
@@ -44,13 +45,16 @@ from ._chunkwrite import chunk_target
 from ._downsample import (
     LABEL_METHODS,
     METHODS,
+    PyramidMethod,
     canonical_method,
     check_dtype,
     gaussian_radius,
     gaussian_reduce_block,
     nearest_offset,
     output_length,
+    pyramid_method,
     reduce_block,
+    register_pyramid_method,
 )
 from ._progress import progress as show_progress
 from ._progress import progress_keyword
@@ -62,6 +66,8 @@ from .ngff import Level, multiscales_attrs, ome_attrs
 __all__ = [
     "METHODS",
     "LABEL_METHODS",
+    "PyramidMethod",
+    "register_pyramid_method",
     "PyramidError",  # defined in voxzarr.errors; still importable from here
     "PyramidPlan",
     "plan_pyramid",
@@ -121,7 +127,7 @@ def _resolve_method(method: str | None, label: bool) -> str:
     except ValueError:
         raise PyramidError(f"unknown method {method!r}; choose from {METHODS} "
                            "(or 'stride' for 'nearest')", field="method") from None
-    if label and name not in LABEL_METHODS:
+    if label and not pyramid_method(name).labels:
         raise PyramidError(
             f"method {name!r} can create values that are not labels; a label image "
             f"('image-label' in attrs) is reduced with one of {LABEL_METHODS} (default 'mode')",
@@ -236,7 +242,8 @@ def plan_pyramid(
         given without ``min_size``, axes may shrink down to one voxel, and a count that cannot
         be reached is an error.
     method
-        See :data:`METHODS`. ``None``: ``"mean"``, or ``"mode"`` for a label image.
+        A registered method, see :data:`METHODS` and :func:`register_pyramid_method`.
+        ``None``: ``"mean"``, or ``"mode"`` for a label image.
     factors
         Explicit factors instead of the anisotropy rule: a list with one entry per level
         after level 0, each an int (every spatial axis), a ``{dim: k}`` mapping or a sequence
@@ -343,7 +350,8 @@ def _on_device(fn: Any, block: Any, device: str) -> Any:
     return fn(block)
 
 
-def _reduce_kernel(block: Any, *, factors: tuple[int, ...], method: str, device: str) -> Any:
+def _reduce_kernel(block: Any, *, factors: tuple[int, ...], method: PyramidMethod,
+                   device: str) -> Any:
     return _on_device(partial(reduce_block, factors=factors, method=method), block, device)
 
 
@@ -413,7 +421,9 @@ def _reduce_level(x: da.Array, factors: tuple[int, ...], method: str, device: st
                                          for ax, d in enumerate(depth)})
         fn = partial(_gaussian_kernel, factors=factors, depth=depth, device=device)
     else:
-        fn = partial(_reduce_kernel, factors=factors, method=method, device=device)
+        # the spec itself travels with the task: workers need not know the registration
+        fn = partial(_reduce_kernel, factors=factors, method=pyramid_method(method),
+                     device=device)
     return da.map_blocks(fn, x, chunks=out_chunks, dtype=x.dtype, meta=meta,
                          name=f"voxzarr-pyramid-{method}-{uuid.uuid4().hex[:12]}")
 

@@ -1,6 +1,9 @@
 """Archive conversion into OME-Zarr: TIFF / OME-TIFF / ImageJ, frame folders, raw and Thunder
 binary archives (:func:`convert`), and NGFF 0.4 -> 0.5 sharded upgrades (:func:`upgrade`).
 
+Formats are found in a registry (:mod:`.readers`): :func:`register_archive_reader` adds one,
+and other packages add theirs through the entry-point group ``voxzarr.archive_readers``.
+
 Every conversion streams in bounded memory, shows a progress bar, writes beside the target,
 checks the result against the input and only then renames it into place.
 """
@@ -16,13 +19,19 @@ from typing import Any
 
 from ..coords import SPATIAL
 from ..errors import ConversionError
-from .frames import read_folder, read_frames
+from .frames import read_frames
+from .readers import (
+    ArchiveReader,
+    find_reader,
+    open_with,
+    register_archive_reader,
+    unknown_format,
+)
 from .source import Source, VoxelSize, apply_axes, reread, resolve
-from .tiff import TIFF_SUFFIXES, read_tiff
 from .upgrade import upgrade
 from .write import task_chunks, write_image, write_series, write_unit
 
-__all__ = ["convert", "upgrade", "read_source"]
+__all__ = ["convert", "upgrade", "read_source", "register_archive_reader", "ArchiveReader"]
 
 
 def _is_zarr(path: Path) -> bool:
@@ -30,24 +39,25 @@ def _is_zarr(path: Path) -> bool:
 
 
 def read_source(source: str | Path | Sequence[str | Path], *, series: int = 0) -> Source:
-    """Describe ``source`` (a TIFF file, a folder of frames, a raw archive, or a list of
-    frame files) as a lazy :class:`~voxzarr.convert.source.Source` without reading pixels."""
+    """Describe ``source`` (a file or folder of a registered archive format, or a list of
+    TIFF frame files) as a lazy :class:`~voxzarr.convert.source.Source` without reading pixels.
+
+    The format is the first registered reader, newest first, that claims the path
+    (:mod:`voxzarr.convert.readers`); a path none claims is a
+    :class:`~voxzarr.errors.ConversionError` that lists the registered readers.
+    """
     if not isinstance(source, str | Path):
         return read_frames([Path(p) for p in source])
     path = Path(source)
-    if path.is_dir():
-        if _is_zarr(path):
-            raise ConversionError("this is already a zarr store; use vz.upgrade / "
-                                  "`voxzarr upgrade` to move NGFF 0.4 to 0.5", path=path)
-        return read_folder(path)
+    if path.is_dir() and _is_zarr(path):
+        raise ConversionError("this is already a zarr store; use vz.upgrade / "
+                              "`voxzarr upgrade` to move NGFF 0.4 to 0.5", path=path)
     if not path.exists():
         raise ConversionError("no such file or folder", path=path)
-    if path.name.lower().endswith(TIFF_SUFFIXES):
-        return read_tiff(path, series=series)
-    raise ConversionError(
-        f"cannot tell the format of {path.name!r}: convert reads TIFF files (.tif, .tiff, "
-        ".ome.tif, .btf), folders of TIFF frames, and raw folders with a conf.json",
-        path=path)
+    reader = find_reader(path)
+    if reader is None:
+        raise unknown_format(path)
+    return open_with(reader, path, series=series)
 
 
 def convert(
@@ -79,7 +89,8 @@ def convert(
     source
         A TIFF / ImageJ hyperstack / OME-TIFF file; a folder of frame files (one per
         timepoint, natural name order: TIFF, or raw binary described by a ``conf.json`` as
-        Thunder writes it); a Thunder binary *series* folder; or a list of frame files.
+        Thunder writes it); a Thunder binary *series* folder; a list of frame files; or a
+        file or folder of a format added by :func:`register_archive_reader`.
     dest
         Where to write: local path, ``.zip``, fsspec URL or zarr store.
     voxel_size

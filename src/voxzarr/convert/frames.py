@@ -104,7 +104,11 @@ def read_frames(files: Sequence[Path | str], *, where: str | None = None) -> Sou
 
 
 def read_folder(folder: Path) -> Source:
-    """A folder of frames: raw (``conf.json``), Thunder series, or TIFF files."""
+    """A folder of frames: raw (``conf.json``), Thunder series, or TIFF files.
+
+    :func:`voxzarr.convert.read_source` chooses among the same built-in readers through the
+    registry (:mod:`.readers`), where other formats can join; this stays for direct callers.
+    """
     if (folder / "conf.json").exists():
         conf = read_conf(folder)
         if is_series_conf(conf):
