@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, set[str]]] = [
                "_pool", "_views"}),
     ("ngff", {"ngff"}),
     ("io", {"_locate", "io"}),
-    ("compute", {"_xp", "_cupyx_exact", "_kernels", "_points", "ndinterp", "_downsample"}),
+    ("compute", {"_xp", "_cupyx_exact", "_kernels", "ndinterp", "_downsample"}),
     ("viz", {"plot"}),
     ("halo", {"halo"}),
     ("ops", {"resample", "filters", "pyramid"}),
@@ -42,7 +42,6 @@ LAYERS: list[tuple[str, set[str]]] = [
 #: upward imports inside it
 KNOWN_CYCLES: list[set[str]] = [
     {"io", "pyramid"},  # io.to_ome_zarr streams pyramid levels; pyramid writes through io
-    {"ndinterp", "_points"},  # map_coordinates plans through _points, which uses ndinterp
 ]
 
 
@@ -182,6 +181,32 @@ def test_spec_shows_the_same_table():
     for cycle in KNOWN_CYCLES:
         a, b = sorted(cycle)
         assert re.search(rf"`{a}`\s*<->\s*`{b}`|`{b}`\s*<->\s*`{a}`", text), cycle
+
+
+#: the modules of the ndinterp package, bottom first (spec/architecture.md, "Where new things
+#: go"): each imports only those before it
+NDINTERP: list[str] = ["_checks", "_taps", "_matrix", "_dtypes", "_graph", "_cpu", "_gpu",
+                       "_blocks", "_cval", "_plan", "_points", "_complex", "api"]
+
+
+def test_ndinterp_modules_import_downward():
+    pkg = SRC / "ndinterp"
+    assert sorted(p.stem for p in pkg.glob("*.py") if p.stem != "__init__") == sorted(NDINTERP)
+    upward = []
+    for i, name in enumerate(NDINTERP):
+        tree = ast.parse((pkg / f"{name}.py").read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if node.level == 1:  # from .x import ..., from . import x
+                targets = [node.module] if node.module else [a.name for a in node.names]
+            elif node.level == 0 and (node.module or "").startswith("voxzarr.ndinterp"):
+                targets = [node.module.removeprefix("voxzarr.ndinterp").lstrip(".")]
+            else:
+                continue
+            upward += [f"{name} imports {t} (line {node.lineno})" for t in targets
+                       if t not in NDINTERP[:i]]
+    assert not upward, "ndinterp modules must import downward:\n" + "\n".join(upward)
 
 
 @pytest.mark.parametrize("name", ["halo", "plot"])

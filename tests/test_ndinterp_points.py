@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from voxzarr import _points, ndinterp
+from voxzarr import ndinterp
+from voxzarr.ndinterp import _points
 
 MODES = ndinterp.MODES
 SHAPE = (23, 26, 19)

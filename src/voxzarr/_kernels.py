@@ -306,7 +306,7 @@ if _HAVE_NUMBA:
 
     @_jit
     def _round_flat(x, out, mn, mx, signed, tol, want):  # pragma: no cover - compiled
-        """Round half away from zero and clip, as ``ndinterp._round_cpu`` does in numpy.
+        """Round half away from zero and clip, as ``ndinterp._cpu._round_cpu`` does in numpy.
 
         Returns the flat positions within ``tol`` of a rounding tie (when ``want``) and
         whether a NaN was met (its integer conversion is the platform's: caller redoes it).
@@ -373,7 +373,7 @@ def lerp_pass(a: np.ndarray, ax: int, i0: np.ndarray, i1: np.ndarray, w0: np.nda
     ``out[..., k, ...] = a[..., i0[k], ...] * w0[k] + a[..., i1[k], ...] * w1[k]`` in
     ``cdtype``, each element with numpy's own operations (the source converted to the
     working type, two products, one sum; no FMA contraction), so the result equals
-    ``ndinterp._pass_cpu``'s numpy loop bit for bit. Returns ``None`` where not covered.
+    ``ndinterp._cpu._pass_cpu``'s numpy loop bit for bit. Returns ``None`` where not covered.
     """
     cdtype = np.dtype(cdtype)
     if (not available() or a.dtype not in _LERP_SRC or cdtype not in _LERP_SRC[-2:]

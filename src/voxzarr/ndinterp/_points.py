@@ -23,7 +23,7 @@ scipy (cupyx for CuPy blocks) evaluates the region's points, and the values are 
 into their output chunk.
 
 Exactness. In the reflecting and wrapping modes scipy first maps a coordinate into the image
-(``ndinterp._map_coordinate`` is that mapping, vectorised). Where the mapped coordinate is a
+(``_taps._map_coordinate`` is that mapping, vectorised). Where the mapped coordinate is a
 fixed point of the mapping, it is what scipy interpolates at, so passing it gives scipy's own
 computation bit for bit, and a point far outside reads only near its image inside. Otherwise
 (reflect maps a band of width 1 onto ``(-1, 0)``) the raw coordinate is passed, with the
@@ -49,19 +49,12 @@ import numpy as np
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
-from ._xp import array_module, empty_meta, is_cupy, ndimage_module
-from .errors import GeometryError
-from .ndinterp import (
-    _REFLECTS,
-    _WRAPS,
-    _assemble,
-    _cast,
-    _compute_dtype,
-    _fill,
-    _map_coordinate,
-    _spline_margin,
-    prefilter_depth,
-)
+from .._xp import array_module, empty_meta, is_cupy, ndimage_module
+from ..errors import GeometryError
+from ._checks import _REFLECTS, _WRAPS
+from ._dtypes import _cast, _compute_dtype
+from ._graph import _assemble, _fill
+from ._taps import _map_coordinate, _spline_margin, prefilter_depth
 
 __all__ = ["PointPlan", "PointSpec", "footprints", "map_points", "plan_points", "point_spec"]
 
@@ -94,7 +87,7 @@ class PointSpec:
         As in :func:`scipy.ndimage.map_coordinates` (``mode`` normalised).
     margin
         Voxels a footprint reaches on each side of ``floor(x)``: spline support plus the
-        prefilter depth (``ndinterp._spline_margin`` + ``ndinterp.prefilter_depth``).
+        prefilter depth (``_taps._spline_margin`` + ``_taps.prefilter_depth``).
     periodic
         Whether the prefilter reads the far side of the image (``grid-wrap``).
     tile
@@ -120,7 +113,7 @@ def point_spec(shape: Sequence[int], chunks: Sequence[Sequence[int]], order: int
                prefilter: bool) -> PointSpec:
     """Build the :class:`PointSpec` of an input of ``shape`` chunked as ``chunks``.
 
-    ``mode`` must be normalised already (``ndinterp._check_mode``). Tiles grow by powers of
+    ``mode`` must be normalised already (``_checks._check_mode``). Tiles grow by powers of
     two along every axis while they hold at most :data:`_TILE_VOXELS` voxels (or one chunk).
     """
     depth = prefilter_depth(order) if prefilter and order > 1 else 0
@@ -146,7 +139,7 @@ def point_spec(shape: Sequence[int], chunks: Sequence[Sequence[int]], order: int
 # --------------------------------------------------------------------------- footprints
 def _boxes(b: np.ndarray, n: int, mode: str, margin: int,
            periodic: bool) -> tuple[np.ndarray, np.ndarray]:
-    """``ndinterp._axis_box(x, x, ...)`` for every ``x`` in ``b`` (finite, moderate)."""
+    """``_plan._axis_box(x, x, ...)`` for every ``x`` in ``b`` (finite, moderate)."""
     return _boxes_int(np.floor(b).astype(np.int64), n, mode, margin, periodic)
 
 
