@@ -2,8 +2,9 @@
 
 A command module registers its ``setup(parser)`` with :func:`command`; :func:`build_parser`
 calls each setup on the command's own subparser, in the order the commands were registered,
-and keeps the ``run(args) -> int`` it returns. This module imports only the standard library
-and :mod:`voxzarr.errors`: everything heavier is imported inside the functions that need it.
+and keeps the ``run(args) -> int`` it returns. This module imports only the standard library,
+:mod:`voxzarr.errors` and the (light, lazy) :mod:`voxzarr._registry`: everything heavier is
+imported inside the functions that need it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from .._registry import PYRAMID_METHOD_ALIASES
+from .._registry import PYRAMID_METHODS as _PYRAMID_REGISTRY
 from ..errors import InvalidArgumentError, VoxzarrError
 
 #: a command's ``run(args) -> int``: the exit status
@@ -29,7 +32,8 @@ Setup = Callable[[argparse.ArgumentParser], Run]
 FILTER_NAMES = ("gaussian", "gaussian_laplace", "gaussian_gradient_magnitude",
                 "difference_of_gaussians", "dog", "uniform", "median", "minimum", "maximum",
                 "laplace", "sobel", "prewitt", "convolve", "correlate")
-PYRAMID_METHODS = ("mean", "gaussian", "nearest", "stride", "mode", "min", "max", "median")
+#: every registered pyramid method and the ``stride`` alias (a live view: lists plug-ins)
+PYRAMID_METHODS = _PYRAMID_REGISTRY.view(extra=PYRAMID_METHOD_ALIASES)
 FILTER_MODES = ("reflect", "nearest", "mirror", "constant", "wrap")
 RESAMPLE_MODES = ("constant", "grid-constant", "nearest", "reflect", "grid-mirror", "mirror",
                   "wrap", "grid-wrap")

@@ -15,9 +15,11 @@ def setup(p: argparse.ArgumentParser) -> Run:
     p.add_argument("--levels", type=int, default=None,
                    help="number of levels including level 0 (default: halve until an axis "
                    "would go under --min-size)")
-    p.add_argument("--method", default=None, choices=PYRAMID_METHODS,
+    # the registry's live view: plug-in methods are accepted too; metavar keeps argparse
+    # from listing (and so discovering entry points) while it builds the parser
+    p.add_argument("--method", default=None, choices=PYRAMID_METHODS, metavar="METHOD",
                    help="mean (default), gaussian, nearest|stride, mode (default for labels), "
-                   "min, max, median")
+                   "min, max, median, or a registered method")
     p.add_argument("--factors", default=None,
                    help="explicit factors per level, levels separated by ';': '1,2,2;2,2,2' "
                    "(z,y,x), 'z=1,y=2,x=2' or '2' (default: anisotropy-aware halving)")
