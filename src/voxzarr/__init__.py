@@ -60,6 +60,8 @@ _LAZY: dict[str, tuple[str, str]] = {
 # registry (voxzarr._registry) that the package fills here, lazily, so imports only go down.
 # Halo storage knows voxel depths only; the filter layer turns `for_filter=` into depths.
 _registry.HALO_DEPTH_RULES.register("filter", "voxzarr.filters:halo_depth_rule", replace=True)
+# io writes pyramids (`to_ome_zarr(pyramid=...)`) with the level stream of the pyramid layer.
+_registry.LEVEL_STREAMS.register("pyramid", "voxzarr.pyramid:stream_levels", replace=True)
 
 
 def __getattr__(name: str) -> _Any:

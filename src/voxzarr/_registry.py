@@ -18,6 +18,9 @@ Registered today:
 - :data:`HALO_DEPTH_RULES` ``"filter"``: turns the ``for_filter=`` spec of
   :func:`voxzarr.halo.write_halo` into a depth rule (:func:`voxzarr.filters.halo_depth_rule`);
   halo storage itself knows voxel depths only.
+- :data:`LEVEL_STREAMS` ``"pyramid"``: the level stream that
+  ``voxzarr.io.to_ome_zarr(pyramid=...)`` writes (:func:`voxzarr.pyramid.stream_levels`, a
+  ``voxzarr._write.LevelStreamFactory``); io is below the pyramid layer.
 - :data:`PYRAMID_METHODS`: pyramid block reductions (:func:`register_pyramid_method`,
   entry-point group ``voxzarr.pyramid_methods``). The built-in methods are registered here
   with lazy references to their kernels in :mod:`voxzarr._downsample`, so the names (for the
@@ -37,6 +40,7 @@ from .errors import DependencyError, InvalidArgumentError, PyramidError, Voxzarr
 
 __all__ = [
     "HALO_DEPTH_RULES",
+    "LEVEL_STREAMS",
     "PYRAMID_METHODS",
     "PYRAMID_METHOD_ALIASES",
     "NamesView",
@@ -236,6 +240,10 @@ class NamesView(Sequence[str]):
 #: ``name -> callable(spec) -> depth rule``; a depth rule maps ``(dims, voxel_size)`` of one
 #: level to ``(depth per dim, boundary mode or None)`` (see :mod:`voxzarr.halo.store`)
 HALO_DEPTH_RULES = Registry("halo depth rule")
+
+#: ``name -> factory(obj, group_location, *, chunks, shards, label, **options) -> LevelStream``
+#: (``voxzarr._write.LevelStreamFactory``): the levels a writer makes of one image
+LEVEL_STREAMS = Registry("level stream")
 
 
 # ----------------------------------------------------------------------------- pyramid methods

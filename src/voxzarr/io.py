@@ -2,32 +2,27 @@
 
 No maths here: geometry comes from :mod:`voxzarr.coords`, metadata from :mod:`voxzarr.ngff`,
 and this module moves arrays between zarr stores and dask. Finding the image group in a store
-and reading its metadata is :mod:`voxzarr._locate` (no xarray, no dask), re-exported here.
+and reading its metadata is :mod:`voxzarr._locate` (no xarray, no dask); writing levels and
+the chunk policy are :mod:`voxzarr._write`, below both this module and
+:mod:`voxzarr.pyramid`. Both are re-exported here. ``to_ome_zarr(pyramid=...)`` gets its
+levels from the pyramid layer above by name (``voxzarr._registry.LEVEL_STREAMS``), as a
+:class:`~voxzarr._write.LevelStream`.
 """
 
 from __future__ import annotations
 
-import itertools
-import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from functools import partial
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dask
 import dask.array as da
-import dask.threaded
 import numpy as np
 import xarray as xr
 import zarr
 from dask.base import tokenize
-from dask.delayed import Delayed
-from numcodecs import Blosc
-from zarr.codecs import BloscCodec
 
 from . import _store
 from ._chunkread import ChunkDecodeError, read_region, stored_dask_array
-from ._chunkwrite import chunk_target
 from ._locate import (  # zarr-and-metadata only (what `voxzarr info` needs); re-exported
     _warn,
     bf2raw_series,
@@ -37,11 +32,28 @@ from ._locate import (  # zarr-and-metadata only (what `voxzarr info` needs); re
 )
 from ._progress import progress as show_progress
 from ._progress import progress_keyword
-from ._views import dask_view
-from .coords import SPATIAL, combine_coords, geometry, make_coords, parse_dims
-from .errors import ChunkError, GeometryError, InvalidArgumentError, MetadataError, StoreError
-from .ngff import Axis, Level, Multiscale, multiscales_attrs, wrap_ome
-from .ngff.emit import label_colors, label_values, levels_with_method
+from ._registry import LEVEL_STREAMS
+from ._write import (  # writing and chunk policy, below io and pyramid; re-exported
+    DEFERRED_SCHEDULER,
+    IMAGE_VAR,
+    LevelStream,
+    LevelStreamFactory,
+    PendingLevels,
+    default_chunks,
+    deferred_store,
+    finish_after,
+    prepare_multiscale,
+    storage_units,
+    write_multiscale,
+    write_scheduler,
+)
+from ._write import aligned_dask as _aligned_dask  # noqa: F401  (their names before the split)
+from ._write import normalize_shape_arg as _normalize_shape_arg  # noqa: F401
+from ._write import omero_for as _omero_for  # noqa: F401
+from .coords import SPATIAL, combine_coords, make_coords, parse_dims
+from .errors import ChunkError, GeometryError, InvalidArgumentError, StoreError
+from .ngff import Level, Multiscale, wrap_ome
+from .ngff.emit import levels_with_method
 
 __all__ = [
     "IMAGE_VAR",
@@ -62,9 +74,6 @@ __all__ = [
     "level_index",
     "storage_units",
 ]
-
-#: name of the image variable in each level Dataset of a multiscale DataTree
-IMAGE_VAR = "image"
 
 #: attribute of an image opened from a store whose axes are not in t, c, z, y, x order: the
 #: stored order (``"cxyz"``); the image itself was transposed to canonical order on open
@@ -353,101 +362,6 @@ def open_multiscale(
 
 
 # --------------------------------------------------------------------------- writing
-def default_chunks(dims: Sequence[str], shape: Sequence[int]) -> tuple[int, ...]:
-    """Chunk shape voxzarr writes by default: 1 along t and c; 128^3 / 512^2 spatial blocks."""
-    n_sp = sum(d in SPATIAL for d in dims)
-    side = {1: 4096, 2: 512, 3: 128}[n_sp]
-    return tuple(min(n, side) if d in SPATIAL else 1 for d, n in zip(dims, shape, strict=True))
-
-
-def _normalize_shape_arg(value: Any, dims: Sequence[str], shape: Sequence[int],
-                         what: str) -> tuple[int, ...]:
-    if isinstance(value, Mapping):
-        defaults = default_chunks(dims, shape)
-        out = tuple(int(value.get(d, c)) for d, c in zip(dims, defaults, strict=True))
-    elif isinstance(value, int):
-        out = tuple(min(n, value) if d in SPATIAL else 1 for d, n in zip(dims, shape,
-                                                                           strict=True))
-    else:
-        out = tuple(int(v) for v in value)
-    if len(out) != len(dims) or any(v < 1 for v in out):
-        raise InvalidArgumentError(f"needs {len(dims)} positive sizes for dims {tuple(dims)}, got "
-                                   f"{value!r}", field=what)
-    return tuple(min(v, max(n, 1)) for v, n in zip(out, shape, strict=True))
-
-
-def _write_unit(chunks: tuple[int, ...], shards: tuple[int, ...] | None) -> tuple[int, ...]:
-    return shards if shards else chunks
-
-
-def storage_units(dims: Sequence[str], shape: Sequence[int], chunks: Any = None,
-                  shards: Any = None) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
-    """Chunk and shard shape one level is written with (``chunks=None``: the default)."""
-    ck = _normalize_shape_arg(chunks if chunks is not None else default_chunks(dims, shape),
-                              dims, shape, "chunks")
-    sh = None
-    if shards is not None:
-        sh = _normalize_shape_arg(shards, dims, shape, "shards")
-        sh = tuple(max(s, c) // c * c for s, c in zip(sh, ck, strict=True))
-    return ck, sh
-
-
-def _aligned_dask(data: Any, unit: tuple[int, ...], target_bytes: int = 64 << 20) -> da.Array:
-    """A dask array whose chunks are whole multiples of ``unit`` (shard or chunk shape).
-
-    Every task then writes whole shards, so no two tasks ever touch one shard. Units are
-    grouped along the leading axes up to ``target_bytes`` per task.
-    """
-    arr = data
-    itemsize = arr.dtype.itemsize
-    block = list(unit)
-    for ax in range(arr.ndim):
-        while (block[ax] < arr.shape[ax]
-               and np.prod(block) * itemsize * 2 <= target_bytes
-               and block[ax] * 2 <= arr.shape[ax] + unit[ax]):
-            block[ax] += unit[ax]
-    if not isinstance(data, da.Array):
-        return dask_view(data, tuple(block))
-    aligned = all(
-        all(c % u == 0 for c in cs[:-1]) for cs, u in zip(arr.chunks, unit, strict=True)
-    )
-    if aligned and isinstance(data, da.Array):
-        return arr
-    return arr.rechunk(tuple(block))
-
-
-def _codecs(version: str, compressor: str | None, clevel: int) -> dict[str, Any]:
-    if compressor is None:
-        return {"compressors": None}
-    if version == "0.4":
-        return {"compressors": Blosc(cname=compressor, clevel=clevel, shuffle=Blosc.SHUFFLE)}
-    return {"compressors": BloscCodec(cname=compressor, clevel=clevel, shuffle="shuffle")}
-
-
-def _omero_for(img: xr.DataArray, names: tuple[str, ...] | None) -> dict[str, Any] | None:
-    if "c" not in img.dims:
-        return None
-    n = img.sizes["c"]
-    labels = list(names) if names else [str(i) for i in range(n)]
-    old = img.attrs.get("omero")
-    old_ch = old.get("channels") if isinstance(old, Mapping) else None
-    if isinstance(old_ch, list) and len(old_ch) == n:
-        channels = [{**dict(ch), "label": lab} for ch, lab in zip(old_ch, labels, strict=True)]
-        return {**dict(old), "channels": channels}
-    if np.issubdtype(img.dtype, np.integer):
-        info = np.iinfo(img.dtype)
-        lo, hi = float(info.min), float(info.max)
-    else:
-        lo, hi = 0.0, 1.0
-    colours = ["FF0000", "00FF00", "0000FF", "FF00FF", "00FFFF", "FFFF00", "FFFFFF"]
-    channels = [
-        {"label": lab, "color": colours[i % len(colours)], "active": True,
-         "window": {"min": lo, "max": hi, "start": lo, "end": hi}}
-        for i, lab in enumerate(labels)
-    ]
-    return {"channels": channels, "rdefs": {"model": "color" if n > 1 else "greyscale"}}
-
-
 def _levels_of(obj: xr.DataArray | xr.DataTree) -> list[tuple[str, xr.DataArray]]:
     if isinstance(obj, xr.DataArray):
         return [("0", obj)]
@@ -461,247 +375,6 @@ def _levels_of(obj: xr.DataArray | xr.DataTree) -> list[tuple[str, xr.DataArray]
     if not levels:
         raise InvalidArgumentError("the DataTree has no level children", field="children")
     return levels
-
-
-def _check_same(levels: Sequence[tuple[str, xr.DataArray]]) -> None:
-    """Levels must share dims and dtype."""
-    dtypes = {str(img.dtype) for _, img in levels}
-    if len(dtypes) > 1:
-        raise MetadataError(f"levels have different dtypes {sorted(dtypes)}",
-                            field="datasets")
-    dims = {tuple(str(d) for d in img.dims) for _, img in levels}
-    if len(dims) > 1:
-        raise GeometryError(f"levels have different dims {sorted(dims)}", field="dims")
-
-
-def write_scheduler(store: Any) -> dict[str, Any]:
-    """``scheduler`` keyword for the ``dask.array.store`` calls of a writer.
-
-    A store living in this process only (memory, open zip) would be written as a copy on
-    distributed workers and the data lost: such stores are written from here, on threads.
-    Without a configured scheduler and with ``distributed`` never imported, no client can
-    exist, so the threaded scheduler is named directly: dask would otherwise import
-    ``distributed`` to look for a client (about 0.3 s on the first write of a process).
-    """
-    if _store.process_local(store) or (dask.config.get("scheduler", None) is None
-                                       and "distributed" not in sys.modules):
-        return {"scheduler": dask.threaded.get}
-    return {}
-
-
-@dataclass
-class _PendingLevels:
-    """Levels whose arrays exist but whose pixels and metadata are still to be written.
-
-    ``sources[i]`` goes to ``targets[i]`` (one ``dask.array.store``); then ``finish`` writes
-    the group's NGFF metadata, the last step of a write (before it, the group is not an
-    image). ``finish`` takes the ``dask`` keywords to read the stored labels with.
-    """
-
-    sources: list[da.Array]
-    targets: list[Any]
-    paths: list[str]
-    finish: Callable[..., Multiscale]
-
-    def store(self, progress: bool | None, **scheduler: Any) -> Multiscale:
-        """Write the pending pixels now (one graph: shared blocks computed once, levels
-        overlapping), then the metadata."""
-        if self.sources:
-            with show_progress(f"writing levels {self.paths[0]}-{self.paths[-1]}", progress):
-                da.store(self.sources, self.targets, lock=False, compute=True, **scheduler)
-        return self.finish(**scheduler)
-
-
-def _finish_multiscale(root: zarr.Group, ms: Multiscale, extra_attrs: Mapping[str, Any] | None,
-                       **scheduler: Any) -> Multiscale:
-    """Write the NGFF metadata of ``root`` (its last step); label colours from the data."""
-    if ms.image_label is not None and "colors" not in ms.image_label:
-        # NGFF: label images SHOULD list their colours; taken from the values stored
-        ms = replace(ms, image_label={**ms.image_label, "colors": label_colors(
-            label_values(root[ms.levels[0].path], **scheduler))})
-    attrs = wrap_ome(multiscales_attrs(ms, ms.version), ms.version)
-    if extra_attrs:
-        attrs.update(extra_attrs)
-    root.attrs.update(attrs)  # metadata last: before this the group is not an image
-    return ms
-
-
-def _prepare_multiscale(
-    group_location: Any,
-    levels: Iterable[tuple[str, xr.DataArray]],
-    *,
-    version: str,
-    chunks: Any,
-    shards: Any,
-    compressor: str | None,
-    clevel: int,
-    name: str | None,
-    image_label: Mapping[str, Any] | None,
-    storage_options: dict | None,
-    extra_attrs: Mapping[str, Any] | None,
-    mode: str,
-    write_now: Callable[[str, da.Array, Any], None] | None,
-) -> _PendingLevels:
-    """Create the level arrays of a multiscale group; the pixels wait in the result.
-
-    With ``write_now``, levels that are not a fused stream are written as they come (a
-    lazy stream reads each level back from the group, so it must be); without it, every
-    level is left pending, and a stream that is neither fused nor a sequence is refused.
-    """
-    if version not in ("0.4", "0.5"):
-        raise MetadataError(f"cannot write NGFF {version!r}; choose '0.4' or '0.5'",
-                            field="version")
-    if version == "0.4" and shards is not None:
-        raise InvalidArgumentError("sharding needs zarr v3, i.e. NGFF 0.5", field="shards")
-    zarr_format = 2 if version == "0.4" else 3
-    if isinstance(levels, Sequence):  # all at hand: refuse mixed levels before writing
-        _check_same(levels)
-    # ``levels`` may be lazy (voxzarr.pyramid.stream_levels): level i reads level i - 1
-    # back from this group, so each level is taken only after the one before is written;
-    # a stream that can fuse gives every level as one graph instead, written in one pass
-    fused = getattr(levels, "fused", None)
-    if write_now is None and not callable(fused) and not isinstance(levels, Sequence):
-        raise InvalidArgumentError(
-            "compute=False cannot defer a level stream that reads each level back from the "
-            "store as it is written; pass the levels at once (a list or a DataTree) or "
-            "write with compute=True", field="compute")
-    level_iter = iter(fused() if callable(fused) else levels)
-    first = next(level_iter, None)
-    if first is None:
-        raise InvalidArgumentError("no levels to write", field="levels")
-    img0 = first[1]
-    geos = [geometry(img0)]
-    dims = geos[0].dims
-    parse_dims(dims)
-    units = geos[0].units
-    for d in dims:
-        if d != "c" and d not in geos[0].scale:
-            raise GeometryError("axis has no coordinate, so no voxel size to write; use "
-                                "vz.from_array or img.vox.set_voxel_size", field=d)
-    store = _store.open_store(group_location, mode="w", storage_options=storage_options)
-    root = zarr.open_group(store, mode=mode, zarr_format=zarr_format)
-    ngff_levels = []
-    pending = _PendingLevels([], [], [], _finish_multiscale)
-    for path, img in itertools.chain([first], level_iter):
-        geo = geometry(img) if ngff_levels else geos[0]
-        if ngff_levels:
-            _check_same([first, (path, img)])
-            geos.append(geo)
-        ck, sh = storage_units(dims, img.shape, chunks, shards)
-        kwargs: dict[str, Any] = dict(
-            name=path, shape=img.shape, dtype=img.dtype, chunks=ck, shards=sh,
-            fill_value=0, zarr_format=zarr_format, **_codecs(version, compressor, clevel),
-        )
-        if zarr_format == 3:
-            kwargs["dimension_names"] = list(dims)
-        else:
-            kwargs["chunk_key_encoding"] = {"name": "v2", "separator": "/"}
-        arr = zarr.create_array(store, **kwargs)
-        data = _aligned_dask(img.data, _write_unit(ck, sh))
-        if write_now is not None and not callable(fused):
-            write_now(path, data, chunk_target(arr))
-        else:
-            pending.sources.append(data)
-            pending.targets.append(chunk_target(arr))
-            pending.paths.append(path)
-        ngff_levels.append(Level(path, tuple(geo.scale_vector()),
-                                 tuple(geo.translation_vector())))
-    axes = tuple(Axis(d, {"t": "time", "c": "channel"}.get(d, "space"),
-                      None if d == "c" else units.get(d)) for d in dims)
-    ms = Multiscale(
-        version=version, axes=axes, levels=tuple(ngff_levels),
-        name=name or (str(img0.name) if img0.name is not None else IMAGE_VAR),
-        omero=_omero_for(img0, geos[0].channel_names),
-        image_label=dict(image_label) if image_label is not None else None,
-        # a pyramid stream names its downscaling method (NGFF multiscales type / metadata)
-        type=getattr(levels, "ngff_type", None),
-        metadata=getattr(levels, "ngff_metadata", None),
-    )
-    extra = dict(extra_attrs) if extra_attrs else None
-    pending.finish = partial(_finish_multiscale, root, ms, extra)
-    return pending
-
-
-@progress_keyword
-def write_multiscale(
-    group_location: Any,
-    levels: Iterable[tuple[str, xr.DataArray]],
-    *,
-    version: str = "0.5",
-    chunks: Any = None,
-    shards: Any = None,
-    compressor: str | None = "zstd",
-    clevel: int = 3,
-    name: str | None = None,
-    image_label: Mapping[str, Any] | None = None,
-    progress: bool | None = None,
-    storage_options: dict | None = None,
-    extra_attrs: Mapping[str, Any] | None = None,
-    mode: str = "w",
-    compute: bool = True,
-) -> Multiscale | Delayed:
-    """Write levels into a (new, empty) group at ``group_location``; metadata last.
-
-    This is the building block of :func:`to_ome_zarr`; it does not guard against
-    overwriting. ``levels`` may be a lazy iterator: each level is taken only after the one
-    before it is written (see :func:`voxzarr.pyramid.stream_levels`). ``mode="a"`` keeps
-    existing children of the group (``labels/``).
-
-    With ``compute=False`` the level arrays are created now and a
-    :class:`dask.delayed.Delayed` is returned whose ``compute()`` writes the pixels and then
-    the metadata; a lazy stream that reads each level back from the group (one that cannot
-    fuse) cannot be deferred and raises :class:`InvalidArgumentError`.
-
-    Returns
-    -------
-    The written :class:`Multiscale` (with ``compute=False``: a Delayed computing to it).
-    """
-    local: dict[str, Any] = {}
-
-    def write_now(path: str, data: da.Array, target: Any) -> None:
-        with show_progress(f"writing level {path}", progress):
-            da.store(data, target, lock=False, compute=True, **local)
-
-    store = _store.open_store(group_location, mode="w", storage_options=storage_options)
-    local.update(write_scheduler(store))
-    pending = _prepare_multiscale(
-        store, levels, version=version, chunks=chunks, shards=shards, compressor=compressor,
-        clevel=clevel, name=name, image_label=image_label, storage_options=storage_options,
-        extra_attrs=extra_attrs, mode=mode, write_now=write_now if compute else None)
-    if not compute:
-        return dask.delayed(_finish_after, pure=False)(_stored(pending.sources,
-                                                               pending.targets),
-                                                       [pending.finish], DEFERRED_SCHEDULER)
-    return pending.store(progress, **local)
-
-
-#: how the metadata step of a deferred write reads back what it needs (label values):
-#: threads of the process that computes the Delayed, wherever that runs
-DEFERRED_SCHEDULER: dict[str, Any] = {"scheduler": "threads"}
-
-
-def _stored(sources: list[da.Array], targets: list[Any]) -> Delayed | None:
-    """``dask.array.store`` of every pending level, not yet computed."""
-    return da.store(sources, targets, lock=False, compute=False) if sources else None
-
-
-def _finish_after(_stored: Any, finishes: Sequence[Callable[..., Any]],
-                  scheduler: dict[str, Any], write: _store.AtomicWrite | None = None,
-                  result: Any = None) -> Any:
-    """The last task of a deferred write: once ``_stored`` (the pixels) is computed, run
-    ``finishes`` (the metadata) in order and commit ``write``; ``result``, or the last
-    finish's result, is what the Delayed computes to."""
-    try:
-        out = None
-        for fn in finishes:
-            out = fn(**scheduler)
-        if write is not None:
-            write.commit()
-    except BaseException:
-        if write is not None:
-            write.abort()
-        raise
-    return out if result is None else result
 
 
 @progress_keyword
@@ -774,14 +447,16 @@ def to_ome_zarr(
     if opts is None or not isinstance(obj, xr.DataArray):
         _levels_of(obj)  # check the tree before creating anything
 
-    def source(img: Any, where: Any, pyr: dict[str, Any] | None, label: bool | None) -> Any:
+    def source(img: Any, where: Any, pyr: dict[str, Any] | None,
+               label: bool | None) -> LevelStream:
         """The levels to write: a DataArray with ``pyramid`` streams them level by level."""
         if pyr is None or not isinstance(img, xr.DataArray):
             # a tree's attrs may say how its levels were made (multiscales type / metadata)
-            return levels_with_method(getattr(img, "attrs", {}), _levels_of(img))
-        from .pyramid import stream_levels
-
-        return stream_levels(img, where, chunks=chunks, shards=shards, label=label, **pyr)
+            tree = levels_with_method(getattr(img, "attrs", {}), _levels_of(img))
+            return LevelStream(tree, ngff_type=tree.ngff_type, ngff_metadata=tree.ngff_metadata)
+        # the pyramid layer is above this one: its level stream is found by name
+        make: LevelStreamFactory = LEVEL_STREAMS.get("pyramid")
+        return make(img, where, chunks=chunks, shards=shards, label=label, **pyr)
 
     ref = _store.resolve(location, writable=True, storage_options=storage_options)
     write = _store.begin_atomic(ref, overwrite=overwrite, storage_options=storage_options)
@@ -808,10 +483,10 @@ def to_ome_zarr(
             lsources[lname] = (where, source(limg, where, label_opts, True))
         levels = source(obj, store, opts, None)
         # labels first: the image's own metadata is the very last thing written
-        pending: list[_PendingLevels] = []
+        pending: list[PendingLevels] = []
         for lname, (where, llevels) in lsources.items():
             il = _levels_of(labels[lname])[0][1].attrs.get("image-label") or {}  # type: ignore[index]
-            p = _prepare_multiscale(where, llevels, name=lname, mode="w",
+            p = prepare_multiscale(where, llevels, name=lname, mode="w",
                                     image_label={**il, "source": {"image": "../../"}},
                                     **common)
             if compute:
@@ -821,17 +496,17 @@ def to_ome_zarr(
             lgroup = zarr.open_group(zarr.storage.StorePath(store, "labels"), mode="a",
                                      zarr_format=2 if version == "0.4" else 3)
             lgroup.attrs.update(wrap_ome({"labels": list(labels)}, version))
-        p = _prepare_multiscale(store, levels, name=name, mode="a" if labels else "w",
+        p = prepare_multiscale(store, levels, name=name, mode="a" if labels else "w",
                                 image_label=None, **common)
         pending.append(p)
         if compute:
             p.store(progress, **local)
             write.commit()
             return location
-        stored = _stored([s for q in pending for s in q.sources],
-                         [t for q in pending for t in q.targets])
+        stored = deferred_store([s for q in pending for s in q.sources],
+                                [t for q in pending for t in q.targets])
     except BaseException:
         write.abort()
         raise
-    return dask.delayed(_finish_after, pure=False)(
+    return dask.delayed(finish_after, pure=False)(
         stored, [q.finish for q in pending], DEFERRED_SCHEDULER, write, location)

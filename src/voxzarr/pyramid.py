@@ -22,13 +22,18 @@ the store), in tasks of bounded size, so memory stays at a few blocks however la
 image; iterated instead, it yields each level computed from the level below *as written*.
 :func:`add_levels` adds levels to an existing dataset without touching level 0. The
 conventions are written down in ``spec/pyramid.md``.
+
+Writing and chunk policy come from :mod:`voxzarr._write`, below this module and
+:mod:`voxzarr.io`; a stream is handed over as a :class:`LevelStream`, the writer's typed
+protocol. :func:`voxzarr.io.to_ome_zarr` finds :func:`stream_levels` by name
+(``voxzarr._registry.LEVEL_STREAMS``), so io never imports this module.
 """
 
 from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
@@ -39,8 +44,7 @@ import xarray as xr
 import zarr
 from zarr.storage import StorePath
 
-from . import _store
-from . import io as _io
+from . import _store, _write
 from ._chunkwrite import chunk_target
 from ._downsample import (
     LABEL_METHODS,
@@ -56,11 +60,15 @@ from ._downsample import (
     reduce_block,
     register_pyramid_method,
 )
+from ._locate import canonical_dims, read_multiscale_metadata, resolve_image_group
 from ._progress import progress as show_progress
 from ._progress import progress_keyword
+from ._views import dask_view
+from ._write import IMAGE_VAR, storage_units, write_scheduler
 from ._xp import array_module, resolve_device
 from .coords import SPATIAL, combine_coords, geometry, make_coords
 from .errors import MetadataError, OverwriteError, PyramidError, StoreError
+from .io import open_image
 from .ngff import Level, multiscales_attrs, ome_attrs
 
 __all__ = [
@@ -281,7 +289,7 @@ def plan_pyramid(
     else:
         repeat = None if factors is None else _factor_entry(factors, dims, "factors")
         default_floor = (1,) * len(dims) if levels is not None and min_size is None else \
-            tuple(min(c, VIEW_FLOOR) for c in _io.storage_units(dims, shape0, chunks, None)[0])
+            tuple(min(c, VIEW_FLOOR) for c in storage_units(dims, shape0, chunks, None)[0])
         floor = _min_sizes(min_size, dims, default_floor)
         cur = dict(zip(dims, shape0, strict=True))
         cur_scale = dict(spatial_scale)
@@ -442,7 +450,7 @@ def _level_image(data: Any, plan: PyramidPlan, level: int, src: xr.DataArray) ->
 
 
 def _write_units(plan: PyramidPlan, level: int, chunks: Any, shards: Any) -> tuple[int, ...]:
-    ck, sh = _io.storage_units(plan.dims, plan.shapes[level], chunks, shards)
+    ck, sh = storage_units(plan.dims, plan.shapes[level], chunks, shards)
     return sh or ck
 
 
@@ -477,16 +485,16 @@ def build_pyramid(
     """
     plan = plan_pyramid(obj, levels, method, factors, min_size, chunks=chunks, label=label)
     dev = resolve_device(device, obj.data)
-    prev = obj.data if isinstance(obj.data, da.Array) else _io.dask_view(obj.data, obj.shape)
-    children = {"0": xr.Dataset({_io.IMAGE_VAR: obj.rename(None)})}
+    prev = obj.data if isinstance(obj.data, da.Array) else dask_view(obj.data, obj.shape)
+    children = {"0": xr.Dataset({IMAGE_VAR: obj.rename(None)})}
     for i in range(1, plan.n_levels):
         block = _task_block(plan.shapes[i], _write_units(plan, i, chunks, shards),
                             plan.factors[i], obj.dtype.itemsize, plan.method)
         prev = _reduce_level(prev, plan.factors[i], plan.method, dev, block)
         img = _level_image(prev, plan, i, obj)
-        children[str(i)] = xr.Dataset({_io.IMAGE_VAR: img.rename(None)})
+        children[str(i)] = xr.Dataset({IMAGE_VAR: img.rename(None)})
     tree = xr.DataTree.from_dict(children)
-    tree.attrs.update({"name": str(obj.name) if obj.name is not None else _io.IMAGE_VAR,
+    tree.attrs.update({"name": str(obj.name) if obj.name is not None else IMAGE_VAR,
                        "pyramid_method": plan.method})
     return tree
 
@@ -519,7 +527,7 @@ def _streamed(src: xr.DataArray, location: Any, plan: PyramidPlan, paths: Sequen
                             plan.method)
         if i == 1 and not isinstance(src.data, da.Array):
             # level 0 is an array in memory: reading it is cheaper than decoding its copy
-            prev = _io.dask_view(src.data, tuple(
+            prev = dask_view(src.data, tuple(
                 b * k for b, k in zip(block, plan.factors[1], strict=True)))
         else:
             prev = _read_level(location, paths[i - 1], block, plan.factors[i])
@@ -545,7 +553,7 @@ def _chained(src: xr.DataArray, plan: PyramidPlan, units: Sequence[tuple[int, ..
         block = _task_block(plan.shapes[i], units[i], plan.factors[i], src.dtype.itemsize,
                             plan.method)
         if prev is None:
-            prev = src.data if isinstance(src.data, da.Array) else _io.dask_view(
+            prev = src.data if isinstance(src.data, da.Array) else dask_view(
                 src.data, tuple(b * k for b, k in zip(block, plan.factors[1], strict=True)))
         prev = _reduce_level(prev, plan.factors[i], plan.method, device, block)
         out.append(prev)
@@ -564,7 +572,7 @@ def stream_levels(
     factors: Any = None,
     min_size: int | Mapping[str, int] | None = None,
     device: str = "auto",
-) -> Iterator[tuple[str, xr.DataArray]]:
+) -> LevelStream:
     """``(path, level)`` pairs for :func:`voxzarr.io.write_multiscale`, computed as written.
 
     Handed to :func:`voxzarr.io.write_multiscale` whole, the stream is written *fused*:
@@ -575,6 +583,10 @@ def stream_levels(
     itself when that is an in-memory array: cheaper than decoding). Both give the same
     bytes, and memory stays at a few task blocks (:data:`TARGET_BYTES` of input each)
     however large the image. All arguments are checked here, before anything is written.
+
+    This is the ``"pyramid"`` level stream of ``voxzarr._registry.LEVEL_STREAMS``, which
+    :func:`voxzarr.io.to_ome_zarr` writes for ``pyramid=...`` (io is below this module and
+    finds it by name).
     """
     plan = plan_pyramid(obj, levels, method, factors, min_size, chunks=chunks, label=label)
     dev = resolve_device(device)
@@ -593,24 +605,23 @@ def stream_levels(
     return LevelStream(generate(), plan, fused)
 
 
-class LevelStream:
-    """Lazy ``(path, level)`` iterator that also carries the NGFF ``type`` and ``metadata``.
+class LevelStream(_write.LevelStream):
+    """The levels of a pyramid as :func:`voxzarr.io.write_multiscale` takes them, with their
+    plan (a :class:`voxzarr._write.LevelStream`).
 
-    ``fused()``, when set, returns every level at once as one dask graph (see
-    :func:`_chained`); :func:`voxzarr.io.write_multiscale` then writes all levels in one
-    pass. Iterating instead streams level by level, each read back from the store.
+    Iterated, it streams level by level, each read back from the store; ``fused()``, when
+    set, returns every level at once as one dask graph (see :func:`_chained`), which the
+    writer writes in one pass. ``ngff_type`` / ``ngff_metadata`` record the method and the
+    plan (:func:`ngff_metadata`).
     """
 
-    def __init__(self, levels: Iterator[tuple[str, xr.DataArray]], plan: PyramidPlan,
-                 fused: Any = None):
-        self._levels = levels
-        self.plan = plan
-        self.fused = fused
-        self.ngff_type = plan.method
-        self.ngff_metadata = ngff_metadata(plan)
+    plan: PyramidPlan
 
-    def __iter__(self) -> Iterator[tuple[str, xr.DataArray]]:
-        return self._levels
+    def __init__(self, levels: Iterator[tuple[str, xr.DataArray]], plan: PyramidPlan,
+                 fused: Callable[[], list[tuple[str, xr.DataArray]]] | None = None):
+        super().__init__(levels, fused=fused, ngff_type=plan.method,
+                         ngff_metadata=ngff_metadata(plan))
+        self.plan = plan
 
 
 def ngff_metadata(plan: PyramidPlan) -> dict[str, Any]:
@@ -689,13 +700,13 @@ def _open_image_group(location: Any, label: str | None, mode: str,
         except Exception as err:
             raise StoreError(f"not a zarr group ({type(err).__name__}: {err})",
                              path=location) from None
-    return _io.resolve_image_group(root, location=location, label=label)
+    return resolve_image_group(root, location=location, label=label)
 
 
 def label_names(location: Any, storage_options: dict | None = None) -> list[str]:
     """Names listed in the ``labels`` group of an image (empty when it has none)."""
     root = _store.open_root(location, storage_options=storage_options)
-    group, _ = _io.resolve_image_group(root, location=location)
+    group, _ = resolve_image_group(root, location=location)
     try:
         labels = group["labels"]
     except KeyError:
@@ -708,8 +719,8 @@ def plan_for(location: Any, levels: int | None = None, method: str | None = None
              label: str | None = None, storage_options: dict | None = None) -> PyramidPlan:
     """The plan :func:`add_levels` would follow for the image at ``location`` (reads no pixels)."""
     group, where = _open_image_group(location, label, "r", storage_options)
-    _, arrays = _io.read_multiscale_metadata(group, where)
-    img0 = _io.open_image(group, level=0)
+    _, arrays = read_multiscale_metadata(group, where)
+    img0 = open_image(group, level=0)
     if label is not None and factors is None and levels is None and min_size is None:
         factors = _parent_factors(location, storage_options)
     return plan_pyramid(img0, levels, method, factors, min_size, chunks=arrays[0].chunks,
@@ -722,7 +733,7 @@ def _parent_factors(location: Any, storage_options: dict | None) -> list[tuple[i
     ``None`` (plan afresh) when the image has one level or non-integer level ratios.
     """
     group, where = _open_image_group(location, None, "r", storage_options)
-    ms, _ = _io.read_multiscale_metadata(group, where)
+    ms, _ = read_multiscale_metadata(group, where)
     out = []
     for prev, cur in zip(ms.levels, ms.levels[1:], strict=False):
         ratio = [c / p for c, p in zip(cur.scale, prev.scale, strict=True)]
@@ -787,11 +798,11 @@ def add_levels(
         What was written.
     """
     group, where = _open_image_group(location, label, "a", storage_options)
-    ms, arrays = _io.read_multiscale_metadata(group, where)
+    ms, arrays = read_multiscale_metadata(group, where)
     if ms.version not in ("0.4", "0.5"):
         raise MetadataError(f"NGFF {ms.version} is read-only here; upgrade it to 0.5 first "
                             "(voxzarr upgrade)", path=where, field="version")
-    if _io.canonical_dims(ms.dims) != ms.dims:
+    if canonical_dims(ms.dims) != ms.dims:
         # new levels are built from the canonical (transposed) read: they would not match
         # the stored axis order the metadata declares
         raise MetadataError(f"axes are stored in the order {''.join(ms.dims)!r}; levels can "
@@ -803,7 +814,7 @@ def add_levels(
         raise OverwriteError(f"already has {len(ms.levels)} levels; pass overwrite=True "
                              "(--overwrite) to rebuild levels above 0 from level 0",
                              path=where, field="multiscales[0].datasets")
-    img0 = _io.open_image(group, level=0)
+    img0 = open_image(group, level=0)
     arr0 = arrays[0]
     if label is not None and factors is None and levels is None and min_size is None:
         factors = _parent_factors(location, storage_options)
@@ -828,7 +839,7 @@ def add_levels(
         out = _create_like(group, paths[i], arr0, plan.shapes[i], plan.dims)
         targets.append(chunk_target(out))
         new_levels.append(Level(paths[i], _vector(plan, i, "scale"), _vector(plan, i, "t")))
-    local = _io.write_scheduler(group.store)
+    local = write_scheduler(group.store)
     if data:
         with show_progress(f"levels {paths[1]}-{paths[-1]}", progress):
             da.store(data, targets, lock=False, compute=True, **local)

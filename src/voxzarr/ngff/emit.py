@@ -127,7 +127,7 @@ class _Levels(list):
 
 
 def levels_with_method(tree_attrs: Mapping[str, Any],
-                       levels: Sequence[tuple[str, Any]]) -> list[tuple[str, Any]]:
+                       levels: Sequence[tuple[str, Any]]) -> _Levels:
     """``levels`` carrying the downscaling method a DataTree's attrs record, if any.
 
     Reads ``ngff_type`` / ``ngff_metadata`` (an opened multiscale) or ``pyramid_method``
