@@ -1,7 +1,8 @@
 """The exception tree: voxzarr raises its subclasses, never the bare VoxzarrError.
 
-A bad argument is an ``InvalidArgumentError`` (a ``ValueError``) or a more precise subclass;
-the interpolation argument errors stay what scipy raises (``RuntimeError`` / ``TypeError``).
+A bad argument is an ``ArgumentError`` (a ``ValueError``; ``InvalidArgumentError`` is its older
+name) or a more precise subclass; the interpolation argument errors stay what scipy raises
+(``RuntimeError`` / ``TypeError``).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def test_no_bare_voxzarr_error_is_raised():
         lines = _bare_constructions(path)
         if len(lines) > _PENDING.get(rel, 0):
             found[rel] = lines
-    assert not found, ("raise a VoxzarrError subclass (InvalidArgumentError for a bad "
+    assert not found, ("raise a VoxzarrError subclass (ArgumentError for a bad "
                        f"argument), not the base class: {found}")
 
 
@@ -60,25 +61,43 @@ def test_every_error_is_also_a_builtin():
 
 
 def test_argument_errors():
-    assert issubclass(errors.InvalidArgumentError, ValueError)
+    assert issubclass(errors.ArgumentError, ValueError)
+    assert issubclass(errors.ArgumentError, errors.VoxzarrError)
+    assert not issubclass(errors.ArgumentError, RuntimeError)
+    # the older name is the same class, so old raises and handlers keep working
+    assert errors.InvalidArgumentError is errors.ArgumentError
+    assert vz.ArgumentError is vz.InvalidArgumentError is errors.ArgumentError
     # scipy.ndimage compatible, and still invalid arguments
-    assert issubclass(errors.ArgumentError, RuntimeError)
-    assert issubclass(errors.ArgumentError, errors.InvalidArgumentError)
+    assert issubclass(errors.InterpolationArgumentError, RuntimeError)
+    assert issubclass(errors.InterpolationArgumentError, errors.ArgumentError)
+    assert issubclass(errors.InterpolationArgumentError, errors.GeometryError)
     assert issubclass(errors.ArgumentTypeError, TypeError)
-    assert issubclass(errors.ArgumentTypeError, errors.InvalidArgumentError)
-    err = errors.InvalidArgumentError("must be >= 1", field="n")
+    assert issubclass(errors.ArgumentTypeError, errors.ArgumentError)
+    err = errors.ArgumentError("must be >= 1", field="n")
     assert str(err) == "n: must be >= 1"
 
 
-def test_bad_arguments_raise_invalid_argument_error(tmp_path):
+def test_interpolation_arguments_raise_interpolation_argument_error():
+    from voxzarr import ndinterp
+
+    image = np.zeros((4, 5), "float32")
+    with pytest.raises(errors.InterpolationArgumentError) as info:
+        ndinterp.affine_transform(image, np.eye(2), order=6)
+    assert info.value.field == "order"
+    with pytest.raises(errors.ArgumentTypeError):
+        ndinterp.map_coordinates(image, np.zeros((2, 3), complex))
+
+
+def test_bad_arguments_raise_argument_error(tmp_path):
     img = vz.from_array(np.zeros((4, 6, 8), "float32"), "tyx", voxel_size=1)
-    with pytest.raises(vz.InvalidArgumentError, match="unknown filter") as info:
+    with pytest.raises(vz.ArgumentError, match="unknown filter") as info:
         img.vox.filter("blur")
     assert info.value.field == "name"
-    with pytest.raises(vz.InvalidArgumentError) as info:
+    assert not isinstance(info.value, RuntimeError)
+    with pytest.raises(vz.ArgumentError) as info:
         img.vox.series.plot(n=0)
     assert info.value.field == "n"
     with pytest.raises(ValueError, match="unknown stat"):
         img.vox.series.map_figure("mode")
-    with pytest.raises(vz.InvalidArgumentError, match="memory"):
+    with pytest.raises(vz.InvalidArgumentError, match="memory"):  # the older name still catches
         img.vox.to_series(tmp_path / "unused.series.zarr", memory="lots")

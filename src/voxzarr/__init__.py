@@ -16,6 +16,7 @@ from typing import Any as _Any
 
 from . import _registry
 from .errors import (
+    ArgumentError,
     ChunkError,
     ConversionError,
     DependencyError,
@@ -143,6 +144,7 @@ def _register_accessors_with_xarray() -> None:
 _register_accessors_with_xarray()
 
 __all__ = [
+    "ArgumentError",
     "ChunkError",
     "ConversionError",
     "DependencyError",

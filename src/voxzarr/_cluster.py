@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .errors import DependencyError, InvalidArgumentError
+from .errors import ArgumentError, DependencyError
 
 __all__ = ["cluster", "current_client"]
 
@@ -71,7 +71,7 @@ def cluster(scheduler: str | None = None, workers: int | None = None,
         yield None
         return
     if workers is not None and workers < 1:
-        raise InvalidArgumentError(f"needs at least one worker, got {workers}", field="--workers")
+        raise ArgumentError(f"needs at least one worker, got {workers}", field="--workers")
     distributed = _distributed()
     local = None
     try:
@@ -91,8 +91,8 @@ def cluster(scheduler: str | None = None, workers: int | None = None,
     except (OSError, TimeoutError) as err:
         if local is not None:
             local.close()
-        raise InvalidArgumentError(f"cannot reach the dask scheduler ({type(err).__name__}: {err})",
-                                   path=scheduler, field="--scheduler") from None
+        raise ArgumentError(f"cannot reach the dask scheduler ({type(err).__name__}: {err})",
+                            path=scheduler, field="--scheduler") from None
     try:
         # current, not only default: a client already current in this context (a caller's
         # `with Client(...)`) would otherwise keep taking the work

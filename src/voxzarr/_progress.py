@@ -33,7 +33,7 @@ def progress_keyword(fn: F) -> F:
     """Let ``fn(..., progress=...)`` also be called with the old ``progress_bar=``.
 
     The old keyword is renamed with a ``DeprecationWarning`` (pointing at the caller's
-    line); giving both is an :class:`~voxzarr.errors.InvalidArgumentError`. The one place
+    line); giving both is an :class:`~voxzarr.errors.ArgumentError`. The one place
     where this rule lives: every public function with a progress bar uses it.
     """
 
@@ -42,10 +42,10 @@ def progress_keyword(fn: F) -> F:
         if "progress_bar" in kwargs:
             old = kwargs.pop("progress_bar")
             if kwargs.get("progress") is not None:
-                from .errors import InvalidArgumentError
+                from .errors import ArgumentError
 
-                raise InvalidArgumentError("give progress= only (progress_bar= is its old "
-                                           "name)", field="progress_bar")
+                raise ArgumentError("give progress= only (progress_bar= is its old "
+                                    "name)", field="progress_bar")
             warn(f"{fn.__name__}(progress_bar=...) is deprecated; use progress=",
                  DeprecationWarning)
             kwargs["progress"] = old

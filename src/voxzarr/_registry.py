@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 from importlib import import_module
 from typing import Any
 
-from .errors import DependencyError, InvalidArgumentError, PyramidError, VoxzarrError
+from .errors import ArgumentError, DependencyError, PyramidError, VoxzarrError
 
 __all__ = [
     "HALO_DEPTH_RULES",
@@ -83,7 +83,7 @@ class Registry:
 
     def __init__(self, what: str, *, group: str | None = None,
                  adapt: Callable[[str, Any], Any] | None = None,
-                 error: type[VoxzarrError] = InvalidArgumentError,
+                 error: type[VoxzarrError] = ArgumentError,
                  field: str = "name") -> None:
         self.what = what
         self.group = group

@@ -6,22 +6,24 @@ Subclasses also derive from the matching builtin (``ValueError``, ``OSError``,
 ``FileExistsError``, ``ImportError``) so generic ``except`` clauses keep working. voxzarr
 raises only these subclasses, never the bare base class (``tests/test_errors.py`` checks):
 
-- a bad argument is an :class:`InvalidArgumentError` (a ``ValueError``), or the more precise
+- a bad argument is an :class:`ArgumentError` (a ``ValueError``), or the more precise
   subclass where one applies (:class:`GeometryError`, :class:`UnitError`, :class:`HaloError`,
-  :class:`PyramidError`, :class:`ConversionError`, ...);
-- :class:`ArgumentError` and :class:`ArgumentTypeError` are the interpolation arguments
-  that :mod:`scipy.ndimage` rejects with ``RuntimeError`` / ``TypeError``
-  (:mod:`voxzarr.ndinterp` raises them): they are also invalid arguments.
+  :class:`PyramidError`, :class:`ConversionError`, ...); :class:`InvalidArgumentError` is
+  its older name, kept for compatibility;
+- :class:`InterpolationArgumentError` and :class:`ArgumentTypeError` are the interpolation
+  arguments that :mod:`scipy.ndimage` rejects with ``RuntimeError`` / ``TypeError``
+  (:mod:`voxzarr.ndinterp` raises them): they are invalid arguments too (:class:`ArgumentError`).
 """
 
 from __future__ import annotations
 
 __all__ = [
     "VoxzarrError",
+    "ArgumentError",
     "InvalidArgumentError",
     "MetadataError",
     "GeometryError",
-    "ArgumentError",
+    "InterpolationArgumentError",
     "ArgumentTypeError",
     "UnitError",
     "StoreError",
@@ -63,9 +65,14 @@ class VoxzarrError(Exception):
         return f"{': '.join(where)}: {self.message}" if where else self.message
 
 
-class InvalidArgumentError(VoxzarrError, ValueError):
+class ArgumentError(VoxzarrError, ValueError):
     """An argument of a voxzarr function, method or command is invalid: a value out of range,
     of the wrong kind, or not fitting the image it is used with. ``field`` names it."""
+
+
+#: The older name of :class:`ArgumentError`, the same class, kept for compatibility: raising
+#: either and catching either are interchangeable.
+InvalidArgumentError = ArgumentError
 
 
 class MetadataError(VoxzarrError, ValueError):
@@ -76,19 +83,18 @@ class GeometryError(VoxzarrError, ValueError):
     """Coordinates, voxel sizes or transforms are invalid (non-uniform, zero, NaN, ...)."""
 
 
-class ArgumentError(InvalidArgumentError, GeometryError, RuntimeError):
+class InterpolationArgumentError(ArgumentError, GeometryError, RuntimeError):
     """An interpolation argument that :mod:`scipy.ndimage` rejects with ``RuntimeError``.
 
     Spline order, boundary mode, matrix, offset or coordinate shapes, array ranks. It is
-    also an :class:`InvalidArgumentError` and a :class:`GeometryError` (so a ``ValueError``),
+    also an :class:`ArgumentError` and a :class:`GeometryError` (so a ``ValueError``),
     so both scipy-style ``except RuntimeError`` and voxzarr-style handlers catch it.
     """
 
 
-class ArgumentTypeError(InvalidArgumentError, GeometryError, TypeError):
+class ArgumentTypeError(ArgumentError, GeometryError, TypeError):
     """An interpolation argument of a type :mod:`scipy.ndimage` rejects with ``TypeError``
-    (complex coordinates); also an :class:`InvalidArgumentError` and a
-    :class:`GeometryError`."""
+    (complex coordinates); also an :class:`ArgumentError` and a :class:`GeometryError`."""
 
 
 class UnitError(VoxzarrError, ValueError):

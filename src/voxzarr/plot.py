@@ -26,7 +26,7 @@ from matplotlib.patches import Patch
 from ._progress import progress as show_progress
 from ._progress import progress_keyword
 from .coords import SPATIAL, Geometry, geometry
-from .errors import GeometryError, InvalidArgumentError, OverwriteError
+from .errors import ArgumentError, GeometryError, OverwriteError
 
 __all__ = [
     "halo_depth_figure",
@@ -103,8 +103,8 @@ def _label(geo: Geometry, dim: str) -> str:
 
 def _reduce(obj: xr.DataArray, how: str, dim: str) -> xr.DataArray:
     if how not in REDUCTIONS:
-        raise InvalidArgumentError(f"unknown reduction {how!r}; choose one of {REDUCTIONS}",
-                                   field="reduce")
+        raise ArgumentError(f"unknown reduction {how!r}; choose one of {REDUCTIONS}",
+                            field="reduce")
     return getattr(obj, how)(dim=dim, keep_attrs=True)
 
 
@@ -116,7 +116,7 @@ def _select_time(img: xr.DataArray, t: int | str) -> xr.DataArray:
         return _reduce(img, t, "t")
     n = img.sizes["t"]
     if not -n <= t < n:
-        raise InvalidArgumentError(f"time index {t} out of range for {n} timepoints", field="t")
+        raise ArgumentError(f"time index {t} out of range for {n} timepoints", field="t")
     return img.isel(t=t)
 
 
@@ -133,7 +133,7 @@ def _channel_colours(img: xr.DataArray, colors: Sequence[Any] | None) -> list[tu
     n = img.sizes.get("c", 1)
     if colors is not None:
         if len(colors) < n:
-            raise InvalidArgumentError(f"{len(colors)} colours for {n} channels", field="colors")
+            raise ArgumentError(f"{len(colors)} colours for {n} channels", field="colors")
         return [to_rgb(c) for c in colors[:n]]
     omero = img.attrs.get("omero")
     chans = omero.get("channels") if isinstance(omero, Mapping) else None
@@ -152,7 +152,7 @@ def _per_channel(value: float | Sequence[float] | None, n: int, what: str) -> li
         return [None if value is None else float(value)] * n
     values = [float(v) for v in value]
     if len(values) != n:
-        raise InvalidArgumentError(f"{len(values)} values for {n} channels", field=what)
+        raise ArgumentError(f"{len(values)} values for {n} channels", field=what)
     return values
 
 
@@ -249,8 +249,8 @@ def projections(
     matplotlib.figure.Figure
     """
     if reduce not in REDUCTIONS:
-        raise InvalidArgumentError(f"unknown reduction {reduce!r}; choose one of {REDUCTIONS}",
-                                   field="reduce")
+        raise ArgumentError(f"unknown reduction {reduce!r}; choose one of {REDUCTIONS}",
+                            field="reduce")
     img = _select_time(img, t)
     if "z" in img.dims and img.sizes["z"] == 1 and img.ndim > 2:
         img = img.isel(z=0)  # a single plane: draw it as the 2-D image it is
@@ -356,7 +356,7 @@ def _stretch(geo: Geometry, views: list[tuple[str, str, str, str | None]],
     times longer, N the smallest integer that reaches it.
     """
     if not min_panel >= 0:
-        raise InvalidArgumentError(f"min_panel must be >= 0, got {min_panel!r}", field="min_panel")
+        raise ArgumentError(f"min_panel must be >= 0, got {min_panel!r}", field="min_panel")
     dims = {d for _, row, col, _ in views for d in (row, col)}
     ext = {d: _edges(geo, d)[1] - _edges(geo, d)[0] for d in dims}
     want = min_panel * max(ext.values())
@@ -434,8 +434,8 @@ def _layout(geo: Geometry, views: list[tuple[str, str, str, str | None]], ax: An
         axes = [ax] if len(views) == 1 and not isinstance(ax, Sequence | np.ndarray) else list(
             np.ravel(ax))
         if len(axes) != len(views):
-            raise InvalidArgumentError(f"ax must hold {len(views)} Axes for this image, got "
-                                       f"{len(axes)}", field="ax")
+            raise ArgumentError(f"ax must hold {len(views)} Axes for this image, got "
+                                f"{len(axes)}", field="ax")
         return axes[0].figure, axes, None
     ext = {d: (_edges(geo, d)[1] - _edges(geo, d)[0]) * stretch[d] for d in stretch}
     if len(views) == 1:
@@ -590,17 +590,17 @@ def to_pngs(
         The files written, in index order.
     """
     if dim not in ("z", "t"):
-        raise InvalidArgumentError(f"dim must be 'z' or 't', got {dim!r}", field="dim")
+        raise ArgumentError(f"dim must be 'z' or 't', got {dim!r}", field="dim")
     if dim not in img.dims:
         raise GeometryError(f"the image has no {dim!r} axis (dims {tuple(img.dims)})",
                             field="dim")
     if bits not in (8, 16):
-        raise InvalidArgumentError(f"bits must be 8 or 16, got {bits!r}", field="bits")
+        raise ArgumentError(f"bits must be 8 or 16, got {bits!r}", field="bits")
     if bits == 16 and cmap not in ("gray", "grey"):
-        raise InvalidArgumentError("16-bit PNGs are grayscale; use cmap='gray' or bits=8",
-                                   field="cmap")
+        raise ArgumentError("16-bit PNGs are grayscale; use cmap='gray' or bits=8",
+                            field="cmap")
     if cmap not in ("gray", "grey") and cmap not in colormaps:
-        raise InvalidArgumentError(f"unknown colour map {cmap!r}", field="cmap")
+        raise ArgumentError(f"unknown colour map {cmap!r}", field="cmap")
     for d in ("y", "x"):
         if d not in img.dims:
             raise GeometryError(f"PNG planes need a {d!r} axis (dims {tuple(img.dims)})",
@@ -619,8 +619,8 @@ def to_pngs(
         stack = stack.isel(c=0)
     multichannel = "c" in stack.dims
     if multichannel and bits == 16:
-        raise InvalidArgumentError("multichannel images become RGB composites: use bits=8",
-                                   field="bits")
+        raise ArgumentError("multichannel images become RGB composites: use bits=8",
+                            field="bits")
     stack = stack.transpose(dim, *(["c"] if multichannel else []), "y", "x")
     geo = geometry(img)
     sy, sx = geo.scale.get("y", 1.0), geo.scale.get("x", 1.0)
@@ -691,7 +691,7 @@ def seam_figure(diffs: Mapping[int, np.ndarray], *, tile: Sequence[int],
     """
     depths = sorted(diffs)
     if not depths:
-        raise InvalidArgumentError("no depth to draw", field="depths")
+        raise ArgumentError("no depth to draw", field="depths")
     sums = [float(diffs[d].sum()) for d in depths]
     first = diffs[depths[0]]
     # the middle plane of every leading axis: a 2-D view of the last two axes

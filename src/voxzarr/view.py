@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from .errors import InvalidArgumentError, StoreError, VoxzarrError
+from .errors import ArgumentError, StoreError, VoxzarrError
 
 __all__ = [
     "NEUROGLANCER",
@@ -157,13 +157,13 @@ def preview_png(location: str | Path, level: int = 0, view: str = "xy") -> bytes
 
     axes = {"xy": ("y", "x"), "xz": ("z", "x")}
     if view not in axes:
-        raise InvalidArgumentError(f"view must be 'xy' or 'xz', got {view!r}", field="view")
+        raise ArgumentError(f"view must be 'xy' or 'xz', got {view!r}", field="view")
     img = open_image(location, level=level)
     row, col = axes[view]
     missing = [d for d in (row, col) if d not in img.dims]
     if missing:
-        raise InvalidArgumentError(f"the image has no {missing[0]!r} axis (dims {tuple(img.dims)})",
-                                   field="view")
+        raise ArgumentError(f"the image has no {missing[0]!r} axis (dims {tuple(img.dims)})",
+                            field="view")
     others = [d for d in img.dims if d not in (row, col)]
     plane = img.max(dim=others, keep_attrs=True) if others else img
     # to_pngs draws (y, x) planes of a stack along t: present this plane as one such frame
@@ -224,9 +224,9 @@ class StoreServer(ThreadingHTTPServer):
         try:
             super().__init__((host, port), _Handler)
         except OSError as err:
-            raise InvalidArgumentError(f"cannot listen on {host} port {port}: "
-                                       f"{err.strerror or err}; --port 0 picks a free port",
-                                       field="--port") from None
+            raise ArgumentError(f"cannot listen on {host} port {port}: "
+                                f"{err.strerror or err}; --port 0 picks a free port",
+                                field="--port") from None
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # viewers cancel requests they no longer need (panning, zooming): not worth a traceback
@@ -277,8 +277,8 @@ class StoreServer(ThreadingHTTPServer):
             return vizarr_url(self.store_url)
         if viewer == "local":
             return self.page_url
-        raise InvalidArgumentError(f"unknown viewer {viewer!r}; choose one of {VIEWERS}",
-                                   field="viewer")
+        raise ArgumentError(f"unknown viewer {viewer!r}; choose one of {VIEWERS}",
+                            field="viewer")
 
     # -- content
     def page(self) -> bytes:
@@ -491,8 +491,8 @@ def serve(location: str | Path, *, host: str = "127.0.0.1", port: int = 8000,
         0 once stopped with Ctrl-C.
     """
     if viewer not in VIEWERS:
-        raise InvalidArgumentError(f"unknown viewer {viewer!r}; choose one of {VIEWERS}",
-                                   field="viewer")
+        raise ArgumentError(f"unknown viewer {viewer!r}; choose one of {VIEWERS}",
+                            field="viewer")
     say = out or (lambda line: print(line, flush=True))
     server = StoreServer(location, host, port, verbose=verbose)
     try:

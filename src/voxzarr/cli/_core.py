@@ -20,7 +20,7 @@ from typing import Any
 
 from .._registry import PYRAMID_METHOD_ALIASES
 from .._registry import PYRAMID_METHODS as _PYRAMID_REGISTRY
-from ..errors import InvalidArgumentError, VoxzarrError
+from ..errors import ArgumentError, VoxzarrError
 
 #: a command's ``run(args) -> int``: the exit status
 Run = Callable[[argparse.Namespace], int]
@@ -97,7 +97,7 @@ def filter_params(items: Sequence[str] | None) -> dict[str, Any]:
     for item in items or []:
         key, sep, text = item.partition("=")
         if not sep or not key:
-            raise InvalidArgumentError(f"parameter {item!r} is not key=value", field="--param")
+            raise ArgumentError(f"parameter {item!r} is not key=value", field="--param")
         try:
             value: Any = json.loads(text)
         except json.JSONDecodeError:
@@ -136,10 +136,10 @@ def apply_select(img: Any, items: Sequence[str] | None) -> Any:
     for item in items or []:
         dim, sep, text = item.partition("=")
         if not sep or not text.strip().lstrip("-").isdigit():
-            raise InvalidArgumentError(f"expected DIM=INDEX, found {item!r}", field="--select")
+            raise ArgumentError(f"expected DIM=INDEX, found {item!r}", field="--select")
         if dim.strip() not in img.dims:
-            raise InvalidArgumentError(f"expected one of the image's axes {tuple(img.dims)}, found "
-                                       f"{dim.strip()!r}", field="--select")
+            raise ArgumentError(f"expected one of the image's axes {tuple(img.dims)}, found "
+                                f"{dim.strip()!r}", field="--select")
         picks[dim.strip()] = int(text)
     return img.isel(picks) if picks else img
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import InvalidArgumentError
+from ..errors import ArgumentError
 from ._core import (
     FILTER_MODES,
     FILTER_NAMES,
@@ -57,8 +57,8 @@ def setup(p: argparse.ArgumentParser) -> Run:
 
         name = args.name or args.legacy_name
         if name is None:
-            raise InvalidArgumentError(f"expected a filter, found none: add --filter, one of "
-                                       f"{', '.join(FILTER_NAMES)}", field="--filter")
+            raise ArgumentError(f"expected a filter, found none: add --filter, one of "
+                                f"{', '.join(FILTER_NAMES)}", field="--filter")
         args.name = name
         level: int | str = int(args.level) if args.level.isdigit() else args.level
         img = open_image(args.path, level=level)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..errors import InvalidArgumentError
+from ..errors import ArgumentError
 from ._core import (
     FILTER_NAMES,
     Run,
@@ -27,8 +27,8 @@ def _depth_arg(text: str) -> Any:
             return {k.strip(): int(v) for k, v in (p.split("=") for p in text.split(","))}
         return int(text)
     except ValueError:
-        raise InvalidArgumentError(f"depth must be N or dim=N,...; got {text!r}",
-                                   field="--depth") from None
+        raise ArgumentError(f"depth must be N or dim=N,...; got {text!r}",
+                            field="--depth") from None
 
 
 @command("halo", "store overlap-halo chunks beside an image (one read per filtered chunk); "
@@ -61,7 +61,7 @@ def setup(p: argparse.ArgumentParser) -> Run:
 
                 for_filter = halo_depth_rule((args.filter_name, filter_params(args.param)))
             elif args.param:
-                raise InvalidArgumentError("--param needs --filter", field="--param")
+                raise ArgumentError("--param needs --filter", field="--param")
             levels: Any = args.levels
             if levels != "all":
                 levels = [int(v) if v.isdigit() else v for v in levels.split(",")]

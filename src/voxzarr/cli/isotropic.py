@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import InvalidArgumentError
+from ..errors import ArgumentError
 from ._core import (
     RESAMPLE_MODES,
     Run,
@@ -60,9 +60,9 @@ def setup(p: argparse.ArgumentParser) -> Run:
                            for d, n, c in zip(img.dims, shape, chunks, strict=True))
         elif args.chunks is not None:
             if len(args.chunks) != len(shape):
-                raise InvalidArgumentError(f"expected {len(shape)} chunk lengths for axes "
-                                           f"{''.join(img.dims)}, found {len(args.chunks)}",
-                                           field="--chunks")
+                raise ArgumentError(f"expected {len(shape)} chunk lengths for axes "
+                                    f"{''.join(img.dims)}, found {len(args.chunks)}",
+                                    field="--chunks")
             chunks = tuple(min(c, n) for c, n in zip(args.chunks, shape, strict=True))
         # compute in the chunks that are stored, so each task writes whole zarr chunks
         iso = to_isotropic(img, target, order=args.order, mode=args.mode,

@@ -17,7 +17,7 @@ import numpy as np
 import xarray as xr
 
 from ..coords import SPATIAL
-from ..errors import HaloError, InvalidArgumentError
+from ..errors import ArgumentError, HaloError
 from .layout import HaloLayout
 
 __all__ = ["HaloDepthReport", "find_halo_depth", "tiled_apply"]
@@ -64,7 +64,7 @@ class HaloDepthReport:
         dims = self.dims or tuple(str(d) for d in img.dims)
         depths = sorted(self.max_diff) if depths is None else sorted(depths)
         if not depths:
-            raise InvalidArgumentError("the report tried no depth", field="depths")
+            raise ArgumentError("the report tried no depth", field="depths")
         x = np.asarray(img[self.regions[0]].values)
         ref = np.asarray(fn(x), dtype=np.float64)
         out = {}

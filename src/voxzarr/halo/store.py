@@ -32,8 +32,8 @@ from .._progress import progress_keyword
 from .._registry import HALO_DEPTH_RULES
 from ..coords import SPATIAL
 from ..errors import (
+    ArgumentError,
     HaloError,
-    InvalidArgumentError,
     MetadataError,
     StaleHaloError,
     StoreError,
@@ -433,7 +433,7 @@ def write_halo(
         raises :class:`StaleHaloError` (leaving the halo unstamped) when a write changed
         the image in between. The image must already be stored at ``location``: writing
         ``obj`` first and building its halo from the stored pixels cannot be deferred
-        (:class:`InvalidArgumentError`). A store that lives in this process only
+        (:class:`ArgumentError`). A store that lives in this process only
         (``memory://``) must be computed on the threaded scheduler.
 
     Returns
@@ -446,7 +446,7 @@ def write_halo(
     ref = _store.resolve(location, writable=True, storage_options=storage_options)
     if obj is not None and not ref.exists():
         if not compute:
-            raise InvalidArgumentError(
+            raise ArgumentError(
                 "compute=False needs the image already stored at the location (the halo is "
                 "built from the stored pixels); write it first with to_ome_zarr, or use "
                 "compute=True", path=ref.where, field="compute")
@@ -576,27 +576,27 @@ def _region_slices(region: Any, dims: tuple[str, ...], shape: tuple[int, ...], w
     if isinstance(region, Mapping):
         unknown = set(region) - set(dims)
         if unknown:
-            raise InvalidArgumentError(f"region names {sorted(unknown)}, not dims of {dims}",
-                                       path=where, field="region")
+            raise ArgumentError(f"region names {sorted(unknown)}, not dims of {dims}",
+                                path=where, field="region")
         items = [region.get(d, slice(None)) for d in dims]
     else:
         items = list(region) if isinstance(region, Sequence) else [region]
         items += [slice(None)] * (len(dims) - len(items))
     if len(items) != len(dims):
-        raise InvalidArgumentError(f"region has {len(items)} entries for dims {dims}", path=where,
-                                   field="region")
+        raise ArgumentError(f"region has {len(items)} entries for dims {dims}", path=where,
+                            field="region")
     out = []
     for s, n, d in zip(items, shape, dims, strict=True):
         if isinstance(s, int | np.integer):
             s = slice(int(s), int(s) + 1)
         if not isinstance(s, slice):
-            raise InvalidArgumentError(f"region entries must be slices or ints, got {s!r}",
-                                       path=where, field=f"region.{d}")
+            raise ArgumentError(f"region entries must be slices or ints, got {s!r}",
+                                path=where, field=f"region.{d}")
         lo, hi, step = s.indices(n)
         if step != 1 or hi <= lo or (s.start is not None and not -n <= s.start <= n) or (
                 s.stop is not None and not -n <= s.stop <= n):
-            raise InvalidArgumentError(f"region {s} is empty, strided or outside [0, {n})",
-                                       path=where, field=f"region.{d}")
+            raise ArgumentError(f"region {s} is empty, strided or outside [0, {n})",
+                                path=where, field=f"region.{d}")
         out.append(slice(lo, hi))
     return tuple(out)
 
@@ -636,8 +636,8 @@ def write_region(location: Any, region: Any, data: Any, *, level: int | str = 0,
         values = data.data if isinstance(data, xr.DataArray) else data
         want = tuple(s.stop - s.start for s in sl)
         if tuple(np.shape(values)) != want:
-            raise InvalidArgumentError(f"data shape {tuple(np.shape(values))} != region shape "
-                                       f"{want}", path=where, field="data")
+            raise ArgumentError(f"data shape {tuple(np.shape(values))} != region shape "
+                                f"{want}", path=where, field="data")
         halos: dict[str, tuple[zarr.Array, HaloMeta]] = {}
         hg = _halo_group(group)
         for name in (_voxzarr_attrs(hg).get("levels", []) if hg is not None else []):

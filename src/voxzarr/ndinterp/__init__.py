@@ -21,7 +21,7 @@ kernel does all axes in a single pass.
 Like scipy, :func:`rotate` turns an N-D array plane by plane (the other axes are neither
 prefiltered nor interpolated); complex input is processed as its real and imaginary parts;
 an ``(ndim, k)`` matrix maps a ``k``-D output; bad arguments raise the builtin error types
-scipy raises (:class:`~voxzarr.errors.ArgumentError` is a ``RuntimeError`` and a
+scipy raises (:class:`~voxzarr.errors.InterpolationArgumentError` is a ``RuntimeError`` and a
 ``ValueError``).
 
 The spline prefilter is an infinite-impulse-response filter, so chunked prefiltering is exact

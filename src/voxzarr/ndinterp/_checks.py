@@ -1,7 +1,7 @@
 """Argument checks of the interpolation API and the boundary-mode vocabulary.
 
 Bad arguments raise the builtin error types scipy raises (see :mod:`voxzarr.errors`):
-:class:`~voxzarr.errors.ArgumentError` where scipy raises ``RuntimeError``,
+:class:`~voxzarr.errors.InterpolationArgumentError` where scipy raises ``RuntimeError``,
 :class:`~voxzarr.errors.GeometryError` where it raises ``ValueError``.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from ..errors import ArgumentError, GeometryError
+from ..errors import GeometryError, InterpolationArgumentError
 
 #: boundary modes, as in scipy.ndimage (``grid-mirror`` is scipy's alias of ``reflect``)
 MODES = ("constant", "grid-constant", "nearest", "reflect", "grid-mirror", "mirror", "wrap",
@@ -24,21 +24,22 @@ _REFLECTS = ("reflect", "grid-mirror", "mirror")
 
 def _check_order(order: Any) -> int:
     if isinstance(order, bool) or not isinstance(order, int | np.integer) or not 0 <= order <= 5:
-        raise ArgumentError(f"spline order must be an integer 0-5, got {order!r}", field="order")
+        raise InterpolationArgumentError(f"spline order must be an integer 0-5, got {order!r}",
+                                         field="order")
     return int(order)
 
 
 def _check_mode(mode: Any) -> str:
     if mode not in MODES:
-        raise ArgumentError(f"unknown boundary mode {mode!r}; choose one of {MODES}",
-                            field="mode")
+        raise InterpolationArgumentError(f"unknown boundary mode {mode!r}; choose one of {MODES}",
+                                         field="mode")
     return "reflect" if mode == "grid-mirror" else str(mode)
 
 
 def _as_dask(image: Any, min_ndim: int = 1) -> da.Array:
     arr = image if isinstance(image, da.Array) else da.asarray(image)
     if arr.ndim < min_ndim:  # scipy: RuntimeError('input and output rank must be > 0')
-        raise ArgumentError("need an array of at least one dimension", field="image")
+        raise InterpolationArgumentError("need an array of at least one dimension", field="image")
     if np.issubdtype(arr.dtype, np.complexfloating):
         raise GeometryError("complex images are not supported; transform .real and .imag "
                             "separately", field="image")
@@ -71,7 +72,8 @@ def _output_shape(output_shape: Any, image: da.Array) -> tuple[int, ...]:
         return tuple(int(n) for n in image.shape)
     shape = tuple(int(n) for n in output_shape)
     if not shape:
-        raise ArgumentError("output_shape needs at least one dimension", field="output_shape")
+        raise InterpolationArgumentError("output_shape needs at least one dimension",
+                                         field="output_shape")
     if any(n < 0 for n in shape):
         raise GeometryError(f"output_shape {shape} has a negative length", field="output_shape")
     return shape

@@ -12,7 +12,7 @@ import dask.array as da
 import numpy as np
 
 from .._xp import array_module, empty_meta
-from ..errors import ArgumentError, GeometryError
+from ..errors import GeometryError, InterpolationArgumentError
 
 
 def _complex_output(output: Any, dtype: np.dtype) -> np.dtype:
@@ -22,8 +22,8 @@ def _complex_output(output: Any, dtype: np.dtype) -> np.dtype:
     if isinstance(output, str):
         out = np.dtype(output)
         if out.kind != "c":
-            raise ArgumentError("output must have complex dtype for complex input",
-                                field="output")
+            raise InterpolationArgumentError("output must have complex dtype for complex input",
+                                             field="output")
         return out
     if hasattr(output, "dtype") and not isinstance(output, type | np.dtype):
         raise GeometryError("output must be a dtype for dask arrays (results are new arrays)",

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-from ..errors import ArgumentError, GeometryError
+from ..errors import GeometryError, InterpolationArgumentError
 
 
 def normalize_matrix(matrix: Any, offset: Any, ndim: int,
@@ -18,14 +18,14 @@ def normalize_matrix(matrix: Any, offset: Any, ndim: int,
     Accepts what scipy accepts: a diagonal ``(ndim,)``, a linear ``(ndim, out_ndim)`` (with
     ``offset``; ``out_ndim`` is the output rank, by default ``ndim``), or homogeneous
     ``(ndim, ndim + 1)`` / ``(ndim + 1, ndim + 1)`` matrices whose last column is the offset
-    (``offset`` is then ignored). Shape errors are :class:`ArgumentError` (scipy raises
+    (``offset`` is then ignored). Shape errors are :class:`InterpolationArgumentError` (scipy raises
     ``RuntimeError``), a bad homogeneous row a :class:`GeometryError` (``ValueError``).
     """
     out_ndim = ndim if out_ndim is None else int(out_ndim)
     m = np.asarray(matrix, dtype=np.float64)
     if m.ndim not in (1, 2) or m.shape[0] < 1:
-        raise ArgumentError(f"no proper affine matrix provided (shape {m.shape})",
-                            field="matrix")
+        raise InterpolationArgumentError(f"no proper affine matrix provided (shape {m.shape})",
+                                         field="matrix")
     lin, off = m, offset
     if m.ndim == 2 and m.shape[1] == ndim + 1 and m.shape[0] in (ndim, ndim + 1):
         if m.shape[0] == ndim + 1:
@@ -36,25 +36,26 @@ def normalize_matrix(matrix: Any, offset: Any, ndim: int,
                                     f", got {m[-1].tolist()}", field="matrix")
         lin, off = m[:ndim, :ndim], m[:ndim, ndim]
     if lin.shape[0] != ndim:
-        raise ArgumentError(
+        raise InterpolationArgumentError(
             f"matrix of shape {m.shape} does not fit a {ndim}-D image; expected ({ndim},), "
             f"({ndim}, {out_ndim}), ({ndim}, {ndim + 1}) or ({ndim + 1}, {ndim + 1})",
             field="matrix")
     field = "matrix" if out_ndim == ndim else "output_shape"
     if lin.ndim == 1:
         if out_ndim != ndim:
-            raise ArgumentError(f"a diagonal matrix needs an output of rank {ndim}, got "
-                                f"{out_ndim}", field=field)
+            raise InterpolationArgumentError(
+                f"a diagonal matrix needs an output of rank {ndim}, got {out_ndim}", field=field)
         lin = np.diag(lin)
     elif lin.shape[1] != out_ndim:
-        raise ArgumentError(f"affine matrix has {lin.shape[1]} columns for an output of rank "
-                            f"{out_ndim}", field=field)
+        raise InterpolationArgumentError(
+            f"affine matrix has {lin.shape[1]} columns for an output of rank {out_ndim}",
+            field=field)
     if np.ndim(off) == 0:
         off = np.full(ndim, float(np.asarray(off, dtype=np.float64)))
     off = np.asarray(off, dtype=np.float64)
     if off.shape != (ndim,):
-        raise ArgumentError(f"offset needs {ndim} values, got shape {off.shape}",
-                            field="offset")
+        raise InterpolationArgumentError(f"offset needs {ndim} values, got shape {off.shape}",
+                                         field="offset")
     lin = np.ascontiguousarray(lin, dtype=np.float64)
     if not (np.all(np.isfinite(lin)) and np.all(np.isfinite(off))):
         raise GeometryError("matrix and offset must be finite", field="matrix")

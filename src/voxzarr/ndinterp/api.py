@@ -11,7 +11,7 @@ import dask.array as da
 import numpy as np
 
 from .._xp import empty_meta, is_cupy, ndimage_module
-from ..errors import ArgumentError, ArgumentTypeError, GeometryError
+from ..errors import ArgumentTypeError, GeometryError, InterpolationArgumentError
 from ._checks import (
     _as_dask,
     _check_mode,
@@ -57,12 +57,12 @@ def _scipy_map_coordinates(func: Callable[..., da.Array]) -> Callable[..., da.Ar
                                     field="coordinates")
         ndim_in = np.ndim(image)
         if ndim_in < 1 or np.ndim(coords) < 2:
-            raise ArgumentError(f"input and output rank must be > 0 (input {ndim_in}-D, "
-                                f"coordinates of shape {np.shape(coords)})",
-                                field="coordinates")
+            raise InterpolationArgumentError(
+                f"input and output rank must be > 0 (input {ndim_in}-D, coordinates of shape "
+                f"{np.shape(coords)})", field="coordinates")
         if np.shape(coords)[0] != ndim_in:
-            raise ArgumentError(f"coordinates must have shape ({ndim_in}, ...), got "
-                                f"{np.shape(coords)}", field="coordinates")
+            raise InterpolationArgumentError(f"coordinates must have shape ({ndim_in}, ...), got "
+                                             f"{np.shape(coords)}", field="coordinates")
         out = func(*args, **kwargs)
         order, mode, cval = _check_order(a["order"]), _check_mode(a["mode"]), float(a["cval"])
         if _needs_cval_fix(mode, order, np.dtype(out.dtype), cval) and \
@@ -330,14 +330,14 @@ def spline_filter(
 ) -> da.Array:
     """Chunked :func:`scipy.ndimage.spline_filter` (all axes); see :func:`spline_filter1d`.
 
-    As in scipy, ``order`` must be 2-5 (:class:`~voxzarr.errors.ArgumentError`, a
+    As in scipy, ``order`` must be 2-5 (:class:`~voxzarr.errors.InterpolationArgumentError`, a
     ``RuntimeError``, otherwise) and a 0-d input is returned as it is.
     """
     image = _as_dask(image, min_ndim=0)
     order = _check_order(order)
     if order < 2:
-        raise ArgumentError(f"spline_filter needs a spline order 2-5, got {order}",
-                            field="order")
+        raise InterpolationArgumentError(f"spline_filter needs a spline order 2-5, got {order}",
+                                         field="order")
     return _spline_overlap(image, order, tuple(range(image.ndim)), output, mode,
                            output_chunks, depth)
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import InvalidArgumentError, MetadataError
+from ..errors import ArgumentError, MetadataError
 from ._checks_base import Collector, Finding, Ref, join, short, tier_of
 from ._checks_hcs import check_bf2raw, check_labels, check_plate, check_series, check_well
 from ._checks_image import AxisInfo, check_image_label, check_multiscales, check_omero
@@ -71,7 +71,7 @@ def normalize_kind(kind: str | None) -> str | None:
         return None
     k = _KIND_ALIASES.get(kind, kind)
     if k not in KINDS:
-        raise InvalidArgumentError(f"unknown kind {kind!r}; choose from {KINDS}", field="kind")
+        raise ArgumentError(f"unknown kind {kind!r}; choose from {KINDS}", field="kind")
     return k
 
 

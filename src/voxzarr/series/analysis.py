@@ -47,7 +47,7 @@ import numpy as np
 import xarray as xr
 
 from ..coords import SPATIAL
-from ..errors import GeometryError, InvalidArgumentError
+from ..errors import ArgumentError, GeometryError
 from ..gridindex import spacing_of_single
 
 __all__ = ["SeriesAnalysis"]
@@ -59,11 +59,11 @@ def _as_signal(signal: Any, n: int, *, allow_2d: bool, field: str = "signal") ->
     s = np.asarray(signal, dtype=np.float64)
     if s.ndim == 1 or (allow_2d and s.ndim == 2):
         if s.shape[-1] != n:
-            raise InvalidArgumentError(f"signal has {s.shape[-1]} samples, the series {n}",
-                                       field=field)
+            raise ArgumentError(f"signal has {s.shape[-1]} samples, the series {n}",
+                                field=field)
         return s
-    raise InvalidArgumentError(f"signal must be 1-D{' or 2-D' if allow_2d else ''}, got shape "
-                               f"{s.shape}", field=field)
+    raise ArgumentError(f"signal must be 1-D{' or 2-D' if allow_2d else ''}, got shape "
+                        f"{s.shape}", field=field)
 
 
 class SeriesAnalysis:
@@ -72,8 +72,8 @@ class SeriesAnalysis:
     def __init__(self, obj: xr.DataArray):
         if not isinstance(obj, xr.DataArray) or "t" not in obj.dims:
             dims = getattr(obj, "dims", None)
-            raise InvalidArgumentError(f"series analysis needs a DataArray with a 't' axis, got "
-                                       f"dims {dims}", field="dims")
+            raise ArgumentError(f"series analysis needs a DataArray with a 't' axis, got "
+                                f"dims {dims}", field="dims")
         self._obj = obj
 
     # ------------------------------------------------------------------ helpers
@@ -166,7 +166,7 @@ class SeriesAnalysis:
         """
         qs = np.atleast_1d(np.asarray(q, dtype=np.float64))
         if np.any((qs < 0) | (qs > 100)):
-            raise InvalidArgumentError(f"percentiles must be within 0-100, got {q!r}", field="q")
+            raise ArgumentError(f"percentiles must be within 0-100, got {q!r}", field="q")
         res = self._per_series(lambda x: np.moveaxis(np.percentile(x, qs, axis=-1), 0, -1),
                                out_dims=["percentile"], out_sizes={"percentile": qs.size})
         res = res.assign_coords(percentile=qs).transpose("percentile", ...)
@@ -184,8 +184,8 @@ class SeriesAnalysis:
             Boolean image over the spatial axes: only voxels where it is true count.
         """
         if stat not in _TRACE_STATS:
-            raise InvalidArgumentError(f"unknown stat {stat!r}; choose from {_TRACE_STATS}",
-                                       field="stat")
+            raise ArgumentError(f"unknown stat {stat!r}; choose from {_TRACE_STATS}",
+                                field="stat")
         obj = self._float
         if mask is not None:
             obj = obj.where(self._spatial_array(mask, "mask").astype(bool))
@@ -205,14 +205,14 @@ class SeriesAnalysis:
         if isinstance(value, xr.DataArray):
             if set(value.dims) != set(sizes) or any(value.sizes[d] != n
                                                     for d, n in sizes.items()):
-                raise InvalidArgumentError(f"{field} must have dims {sizes}, got "
-                                           f"{dict(value.sizes)}", field=field)
+                raise ArgumentError(f"{field} must have dims {sizes}, got "
+                                    f"{dict(value.sizes)}", field=field)
             # coordinates dropped: positions must match by index, not float equality
             return xr.DataArray(value.transpose(*sizes).data, dims=tuple(sizes))
         arr = np.asarray(value)
         if arr.shape != tuple(sizes.values()):
-            raise InvalidArgumentError(f"{field} must have shape {tuple(sizes.values())} for dims "
-                                       f"{tuple(sizes)}, got {arr.shape}", field=field)
+            raise ArgumentError(f"{field} must have shape {tuple(sizes.values())} for dims "
+                                f"{tuple(sizes)}, got {arr.shape}", field=field)
         return xr.DataArray(arr, dims=tuple(sizes))
 
     def mean_by_labels(self, labels: Any, *, background: int | None = 0) -> xr.DataArray:
@@ -227,13 +227,13 @@ class SeriesAnalysis:
         lab = self._spatial_array(labels, "labels")
         lab_np = np.asarray(lab.values)
         if not np.issubdtype(lab_np.dtype, np.integer):
-            raise InvalidArgumentError(f"labels must be integers, got {lab_np.dtype}",
-                                       field="labels")
+            raise ArgumentError(f"labels must be integers, got {lab_np.dtype}",
+                                field="labels")
         values = np.unique(lab_np)
         if background is not None:
             values = values[values != background]
         if values.size == 0:
-            raise InvalidArgumentError("no labelled voxels", field="labels")
+            raise ArgumentError("no labelled voxels", field="labels")
         counts = np.array([(lab_np == v).sum() for v in values], dtype=np.float64)
         ids = np.searchsorted(values, lab_np)
         ids = np.where((ids < values.size) & (values[np.minimum(ids, values.size - 1)]
@@ -298,8 +298,8 @@ class SeriesAnalysis:
             return self.percentile_map(perc)
         if method == "window":
             if window is None or int(window) < 1:
-                raise InvalidArgumentError("method='window' needs window= (frames, >= 1)",
-                                           field="window")
+                raise ArgumentError("method='window' needs window= (frames, >= 1)",
+                                    field="window")
             from scipy.ndimage import percentile_filter
 
             w = int(window)
@@ -309,8 +309,8 @@ class SeriesAnalysis:
                 return percentile_filter(x, perc, size=size, mode="nearest")
 
             return self._per_series(running, keep_t=True)
-        raise InvalidArgumentError(f"unknown baseline {method!r}; choose 'mean', 'percentile' or "
-                                   "'window'", field="method")
+        raise ArgumentError(f"unknown baseline {method!r}; choose 'mean', 'percentile' or "
+                            "'window'", field="method")
 
     def normalize(self, method: str = "percentile", *, perc: float = 20,
                   window: int | None = None, offset: float = 0.1) -> xr.DataArray:
@@ -330,7 +330,7 @@ class SeriesAnalysis:
         ``order=1`` is Thunder's ``detrend('linear')``, ``order=5`` its ``'nonlinear'``.
         """
         if int(order) < 1:
-            raise InvalidArgumentError(f"order must be >= 1, got {order}", field="order")
+            raise ArgumentError(f"order must be >= 1, got {order}", field="order")
         n = self.n_times
         t = np.arange(n, dtype=np.float64)
         vander = np.vander(t, int(order) + 1)
@@ -358,11 +358,11 @@ class SeriesAnalysis:
         k = _as_signal(signal, len(np.atleast_1d(signal)), allow_2d=False)
         n, m = self.n_times, k.size
         if mode not in ("same", "full", "valid"):
-            raise InvalidArgumentError(f"mode must be 'same', 'full' or 'valid', got {mode!r}",
-                                       field="mode")
+            raise ArgumentError(f"mode must be 'same', 'full' or 'valid', got {mode!r}",
+                                field="mode")
         if m > n and mode != "full":
-            raise InvalidArgumentError(f"signal ({m}) longer than the series ({n}); use "
-                                       "mode='full'", field="signal")
+            raise ArgumentError(f"signal ({m}) longer than the series ({n}); use "
+                                "mode='full'", field="signal")
         length = {"same": n, "full": n + m - 1, "valid": n - m + 1}[mode]
         start = {"same": (m - 1) // 2, "full": 0, "valid": m - 1}[mode]
 
@@ -433,7 +433,7 @@ class SeriesAnalysis:
         s = s - s.mean()
         norm = np.linalg.norm(s)
         if norm == 0:
-            raise InvalidArgumentError("signal is constant", field="signal")
+            raise ArgumentError("signal is constant", field="signal")
         s = s / norm
         lags = np.arange(-int(lag), int(lag) + 1)
         shifted = np.zeros((lags.size, n))
@@ -464,8 +464,8 @@ class SeriesAnalysis:
         n = self.n_times
         half = n // 2
         if not 0 <= int(freq) < half:
-            raise InvalidArgumentError(f"freq must be in [0, {half}) for {n} timepoints, got "
-                                       f"{freq}", field="freq")
+            raise ArgumentError(f"freq must be in [0, {half}) for {n} timepoints, got "
+                                f"{freq}", field="freq")
         f = int(freq)
 
         def four(x: np.ndarray) -> np.ndarray:
@@ -490,8 +490,8 @@ class SeriesAnalysis:
         """Timepoints at the given indices (in the order given)."""
         idx = np.atleast_1d(np.asarray(indices, dtype=np.int64))
         if idx.size == 0 or idx.min() < -self.n_times or idx.max() >= self.n_times:
-            raise InvalidArgumentError(f"indices must be within the {self.n_times} timepoints",
-                                       field="indices")
+            raise ArgumentError(f"indices must be within the {self.n_times} timepoints",
+                                field="indices")
         return self._obj.isel(t=idx)
 
     def subset(self, n: int = 100, thresh: float | None = None, stat: str = "std",
@@ -505,10 +505,10 @@ class SeriesAnalysis:
         returned in storage order.
         """
         if stat not in _TRACE_STATS:
-            raise InvalidArgumentError(f"unknown stat {stat!r}; choose from {_TRACE_STATS}",
-                                       field="stat")
+            raise ArgumentError(f"unknown stat {stat!r}; choose from {_TRACE_STATS}",
+                                field="stat")
         if int(n) < 1:
-            raise InvalidArgumentError(f"n must be >= 1, got {n}", field="n")
+            raise ArgumentError(f"n must be >= 1, got {n}", field="n")
         vox = self._voxel_dims
         values = np.asarray(getattr(self, f"{stat}_map")().transpose(*vox).values)
         flat = values.reshape(-1)

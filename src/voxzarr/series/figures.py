@@ -15,7 +15,7 @@ import numpy as np
 import xarray as xr
 
 from ..coords import SPATIAL
-from ..errors import InvalidArgumentError
+from ..errors import ArgumentError
 from .analysis import SeriesAnalysis
 
 __all__ = ["SERIES_MAP_STATS", "TRACE_NORMALIZE", "choose_voxels", "grid_voxels", "map_data",
@@ -58,35 +58,35 @@ def choose_voxels(ser: xr.DataArray, voxels: Any, n: int) -> dict[str, np.ndarra
     """Voxel indices (one integer array per voxel dim) from dicts, a mask, or a grid."""
     vox_dims = [str(d) for d in ser.dims if d not in ("t", "c")]
     if int(n) < 1:
-        raise InvalidArgumentError(f"n must be >= 1, got {n}", field="n")
+        raise ArgumentError(f"n must be >= 1, got {n}", field="n")
     if voxels is None:
         return grid_voxels({d: ser.sizes[d] for d in vox_dims}, int(n))
     if isinstance(voxels, xr.DataArray):
         mask = np.asarray(SeriesAnalysis(ser)._spatial_array(voxels, "voxels").values)
         if mask.dtype != bool:
-            raise InvalidArgumentError(f"a voxels mask must be boolean, got {mask.dtype}",
-                                       field="voxels")
+            raise ArgumentError(f"a voxels mask must be boolean, got {mask.dtype}",
+                                field="voxels")
         spatial = [str(d) for d in ser.dims if d in SPATIAL]
         pos = np.nonzero(mask)
         if pos[0].size == 0:
-            raise InvalidArgumentError("the voxels mask selects no voxel", field="voxels")
+            raise ArgumentError("the voxels mask selects no voxel", field="voxels")
         pick = _even_picks(pos[0].size, int(n))
         return {d: p[pick] for d, p in zip(spatial, pos, strict=True)}
     if isinstance(voxels, Mapping) or not isinstance(voxels, Sequence) or not voxels:
-        raise InvalidArgumentError("voxels must be a non-empty list of index dicts such as "
-                                   "[{'y': 3, 'x': 5}] or a boolean mask DataArray", field="voxels")
+        raise ArgumentError("voxels must be a non-empty list of index dicts such as "
+                            "[{'y': 3, 'x': 5}] or a boolean mask DataArray", field="voxels")
     out: dict[str, list[int]] = {d: [] for d in vox_dims}
     for i, v in enumerate(voxels):
         if not isinstance(v, Mapping) or set(v) != set(vox_dims):
             got = sorted(v) if isinstance(v, Mapping) else type(v).__name__
-            raise InvalidArgumentError(f"voxels[{i}] must name exactly {vox_dims}, got {got}",
-                                       field="voxels")
+            raise ArgumentError(f"voxels[{i}] must name exactly {vox_dims}, got {got}",
+                                field="voxels")
         for d in vox_dims:
             size = ser.sizes[d]
             idx = int(v[d])
             if not -size <= idx < size:
-                raise InvalidArgumentError(f"voxels[{i}]: {d}={idx} out of range for {size}",
-                                           field="voxels")
+                raise ArgumentError(f"voxels[{i}]: {d}={idx} out of range for {size}",
+                                    field="voxels")
             out[d].append(idx % size)
     return {d: np.asarray(p, dtype=np.intp) for d, p in out.items()}
 
@@ -100,11 +100,11 @@ def trace_data(ser: xr.DataArray, voxels: Any = None, n: int = 8,
     (:meth:`SeriesAnalysis.dff`) or ``"zscore"`` (:meth:`SeriesAnalysis.zscore`).
     """
     if "t" not in ser.dims:
-        raise InvalidArgumentError(f"series traces need a 't' axis, got dims {ser.dims}",
-                                   field="dims")
+        raise ArgumentError(f"series traces need a 't' axis, got dims {ser.dims}",
+                            field="dims")
     if normalize not in TRACE_NORMALIZE:
-        raise InvalidArgumentError(f"unknown normalize {normalize!r}; choose None, 'dff' or "
-                                   "'zscore'", field="normalize")
+        raise ArgumentError(f"unknown normalize {normalize!r}; choose None, 'dff' or "
+                            "'zscore'", field="normalize")
     idx = choose_voxels(ser, voxels, n)
     picked = ser.isel({d: xr.DataArray(p, dims="voxel") for d, p in idx.items()})
     picked = picked.transpose("voxel", *(["c"] if "c" in ser.dims else []), "t")
@@ -123,13 +123,13 @@ def map_data(ser: xr.DataArray, stat: str | xr.DataArray = "mean") -> tuple[xr.D
     if isinstance(stat, xr.DataArray):
         smap, what = stat, str(stat.name or "map")
         if "t" in smap.dims:
-            raise InvalidArgumentError(f"a map has no 't' axis, got dims {smap.dims}", field="stat")
+            raise ArgumentError(f"a map has no 't' axis, got dims {smap.dims}", field="stat")
     elif stat in SERIES_MAP_STATS:
         smap = getattr(SeriesAnalysis(ser), f"{stat}_map")()
         what = f"{stat} over t"
     else:
-        raise InvalidArgumentError(f"unknown stat {stat!r}; choose from {SERIES_MAP_STATS} or "
-                                   "give a DataArray map", field="stat")
+        raise ArgumentError(f"unknown stat {stat!r}; choose from {SERIES_MAP_STATS} or "
+                            "give a DataArray map", field="stat")
     # coordinates the map lacks, or holds without units (some reductions drop coordinate
     # attrs), come from the series where they agree
     smap = smap.assign_coords({
@@ -140,7 +140,7 @@ def map_data(ser: xr.DataArray, stat: str | xr.DataArray = "mean") -> tuple[xr.D
                                                          ser.coords[d].values)))})
     if "c" in smap.dims:
         if smap.sizes["c"] != 1:
-            raise InvalidArgumentError("a map of several channels: select one first, e.g. "
-                                       "ser.isel(c=0)", field="c")
+            raise ArgumentError("a map of several channels: select one first, e.g. "
+                                "ser.isel(c=0)", field="c")
         smap = smap.isel(c=0)
     return smap, what

@@ -41,7 +41,7 @@ import numpy as np
 from dask.utils import format_bytes, parse_bytes
 
 from ..coords import SPATIAL
-from ..errors import InvalidArgumentError, VoxzarrError
+from ..errors import ArgumentError, VoxzarrError
 from ..ngff.layouts import SERIES_LAYOUT, SERIES_VERSION
 
 __all__ = [
@@ -84,10 +84,10 @@ def parse_memory(memory: str | int | float, *, field: str = "memory") -> int:
     try:
         value = parse_bytes(memory) if isinstance(memory, str) else int(memory)
     except (ValueError, TypeError):
-        raise InvalidArgumentError(f"cannot read {memory!r} as a memory size such as '512MB' or "
-                                   "'2GiB'", field=field) from None
+        raise ArgumentError(f"cannot read {memory!r} as a memory size such as '512MB' or "
+                            "'2GiB'", field=field) from None
     if value <= 0:
-        raise InvalidArgumentError(f"memory budget must be positive, got {memory!r}", field=field)
+        raise ArgumentError(f"memory budget must be positive, got {memory!r}", field=field)
     return int(value)
 
 
@@ -294,7 +294,7 @@ def _peak(region: Sequence[int], read_unit: Sequence[int], write_unit: Sequence[
 def _budget_error(budget: int, unit: Sequence[int], source_chunk: Sequence[int], need: int,
                   what: str, threads: int) -> VoxzarrError:
     src = f" and source chunks {tuple(source_chunk)}" if any(source_chunk) else ""
-    return InvalidArgumentError(
+    return ArgumentError(
         f"memory budget of {format_bytes(budget)} is smaller than one {what} "
         f"{tuple(unit)} with the buffers of {threads} thread(s) decoding{src} "
         f"({format_bytes(need)}); raise memory=, choose a smaller block or rechunk the source",
@@ -332,9 +332,9 @@ def _plan_phases(
     staged = _plan_staged(shape, itemsize, source_chunks, unit, budget, threads)
     if staged is None:
         if staging is True:
-            raise InvalidArgumentError("a staged plan does not fit this memory budget with these "
-                                       "source chunks; use staging='auto' or raise memory=",
-                                       field="staging")
+            raise ArgumentError("a staged plan does not fit this memory budget with these "
+                                "source chunks; use staging='auto' or raise memory=",
+                                field="staging")
         return (direct,), None, amp
     phases, g = staged
     return phases, g, amp
@@ -417,12 +417,12 @@ def _plan_staged(
 
 def _check_dims(dims: Sequence[str], shape: Sequence[int]) -> None:
     if not dims or dims[0] != "t":
-        raise InvalidArgumentError(f"a series layout needs a time axis first; dims are "
-                                   f"{tuple(dims)}", field="dims")
+        raise ArgumentError(f"a series layout needs a time axis first; dims are "
+                            f"{tuple(dims)}", field="dims")
     if not _spatial_axes(dims):
-        raise InvalidArgumentError("a series layout needs at least one spatial axis", field="dims")
+        raise ArgumentError("a series layout needs at least one spatial axis", field="dims")
     if len(dims) != len(shape):
-        raise InvalidArgumentError(f"{len(dims)} dims for {len(shape)} axes", field="dims")
+        raise ArgumentError(f"{len(dims)} dims for {len(shape)} axes", field="dims")
 
 
 def _shape_arg(value: Any, dims: Sequence[str], what: str) -> dict[str, int]:
@@ -439,13 +439,13 @@ def _shape_arg(value: Any, dims: Sequence[str], what: str) -> dict[str, int]:
         elif len(vals) == len(sp):
             out = dict(zip(sp, vals, strict=True))
         else:
-            raise InvalidArgumentError(f"give {len(sp)} sizes for {tuple(sp)} (or {len(dims)} for "
-                                       f"{tuple(dims)}), got {value!r}", field=what)
+            raise ArgumentError(f"give {len(sp)} sizes for {tuple(sp)} (or {len(dims)} for "
+                                f"{tuple(dims)}), got {value!r}", field=what)
     for k, v in out.items():
         if k not in dims:
-            raise InvalidArgumentError(f"no axis {k!r} in dims {tuple(dims)}", field=what)
+            raise ArgumentError(f"no axis {k!r} in dims {tuple(dims)}", field=what)
         if v < 1:
-            raise InvalidArgumentError(f"sizes must be >= 1, got {k}={v}", field=what)
+            raise ArgumentError(f"sizes must be >= 1, got {k}={v}", field=what)
     return out
 
 
@@ -511,8 +511,8 @@ def plan_to_series(
     if block is not None:
         chunk = chunk_from(_shape_arg(block, dims, "block"))
         if "c" in dims and chunk[dims.index("c")] != 1:
-            raise InvalidArgumentError("series blocks hold one channel; drop 'c' from block",
-                                       field="block")
+            raise ArgumentError("series blocks hold one channel; drop 'c' from block",
+                                field="block")
     else:
         blk = choose_block(dims, shape, itemsize, min(CHUNK_BYTES, unit_bytes))
         chunk = chunk_from(dict(zip([dims[i] for i in sp], blk, strict=True)))

@@ -35,8 +35,8 @@ from .. import _store
 from .._progress import progress_keyword, want_progress
 from ..coords import SPATIAL, geometry, parse_dims
 from ..errors import (
+    ArgumentError,
     GeometryError,
-    InvalidArgumentError,
     MetadataError,
     OverwriteError,
     StoreError,
@@ -70,8 +70,8 @@ def _default_threads() -> int:
 # ----------------------------------------------------------------------------- checks
 def _check_image(obj: Any, what: str) -> xr.DataArray:
     if not isinstance(obj, xr.DataArray):
-        raise InvalidArgumentError(f"{what} needs an image DataArray, got {type(obj).__name__}",
-                                   field="obj")
+        raise ArgumentError(f"{what} needs an image DataArray, got {type(obj).__name__}",
+                            field="obj")
     dims = parse_dims(tuple(str(d) for d in obj.dims))
     if "t" not in dims:
         raise GeometryError(f"{what} needs a time axis 't'; dims are {dims}", field="dims")
@@ -489,7 +489,7 @@ def to_images(
     sh = None
     if shards is not None:
         if ck is None:
-            raise InvalidArgumentError("give chunks= with shards=", field="shards")
+            raise ArgumentError("give chunks= with shards=", field="shards")
         sh = _normalize_shape_arg(shards, dims, img.shape, "shards")
         sh = tuple(max(s, c) // c * c for s, c in zip(sh, ck, strict=True))
     plan = _with_fewer_threads(
