@@ -32,7 +32,7 @@ from ._progress import progress as show_progress
 from ._progress import progress_keyword
 from ._views import dask_view
 from .coords import SPATIAL, geometry, parse_dims
-from .errors import GeometryError, InvalidArgumentError, MetadataError
+from .errors import ArgumentError, GeometryError, MetadataError
 from .ngff import Axis, Level, Multiscale, multiscales_attrs, wrap_ome
 from .ngff.emit import label_colors, label_values
 
@@ -140,7 +140,7 @@ def normalize_shape_arg(value: Any, dims: Sequence[str], shape: Sequence[int],
     else:
         out = tuple(int(v) for v in value)
     if len(out) != len(dims) or any(v < 1 for v in out):
-        raise InvalidArgumentError(f"needs {len(dims)} positive sizes for dims {tuple(dims)}, got "
+        raise ArgumentError(f"needs {len(dims)} positive sizes for dims {tuple(dims)}, got "
                                    f"{value!r}", field=what)
     return tuple(min(v, max(n, 1)) for v, n in zip(out, shape, strict=True))
 
@@ -309,7 +309,7 @@ def prepare_multiscale(
         raise MetadataError(f"cannot write NGFF {version!r}; choose '0.4' or '0.5'",
                             field="version")
     if version == "0.4" and shards is not None:
-        raise InvalidArgumentError("sharding needs zarr v3, i.e. NGFF 0.5", field="shards")
+        raise ArgumentError("sharding needs zarr v3, i.e. NGFF 0.5", field="shards")
     zarr_format = 2 if version == "0.4" else 3
     stream = level_stream(levels)
     if isinstance(stream.levels, Sequence):  # all at hand: refuse mixed levels before writing
@@ -318,14 +318,14 @@ def prepare_multiscale(
     # back from this group, so each level is taken only after the one before is written;
     # a stream that can fuse gives every level as one graph instead, written in one pass
     if write_now is None and not stream.at_once:
-        raise InvalidArgumentError(
+        raise ArgumentError(
             "compute=False cannot defer a level stream that reads each level back from the "
             "store as it is written; pass the levels at once (a list or a DataTree) or "
             "write with compute=True", field="compute")
     level_iter = iter(stream.fused() if stream.fused is not None else stream)
     first = next(level_iter, None)
     if first is None:
-        raise InvalidArgumentError("no levels to write", field="levels")
+        raise ArgumentError("no levels to write", field="levels")
     img0 = first[1]
     geos = [geometry(img0)]
     dims = geos[0].dims
@@ -408,7 +408,7 @@ def write_multiscale(
     With ``compute=False`` the level arrays are created now and a
     :class:`dask.delayed.Delayed` is returned whose ``compute()`` writes the pixels and then
     the metadata; a lazy stream that reads each level back from the group (one that cannot
-    fuse) cannot be deferred and raises :class:`InvalidArgumentError`.
+    fuse) cannot be deferred and raises :class:`ArgumentError`.
 
     Returns
     -------

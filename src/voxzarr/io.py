@@ -51,7 +51,7 @@ from ._write import aligned_dask as _aligned_dask  # noqa: F401  (their names be
 from ._write import normalize_shape_arg as _normalize_shape_arg  # noqa: F401
 from ._write import omero_for as _omero_for  # noqa: F401
 from .coords import SPATIAL, combine_coords, make_coords, parse_dims
-from .errors import ChunkError, GeometryError, InvalidArgumentError, StoreError
+from .errors import ArgumentError, ChunkError, GeometryError, StoreError
 from .ngff import Level, Multiscale, wrap_ome
 from .ngff.emit import levels_with_method
 
@@ -370,10 +370,10 @@ def _levels_of(obj: xr.DataArray | xr.DataTree) -> list[tuple[str, xr.DataArray]
         ds = node.to_dataset()
         var = IMAGE_VAR if IMAGE_VAR in ds else next(iter(ds.data_vars), None)
         if var is None:
-            raise InvalidArgumentError(f"level {name!r} holds no image variable", field=name)
+            raise ArgumentError(f"level {name!r} holds no image variable", field=name)
         levels.append((str(name), ds[var]))
     if not levels:
-        raise InvalidArgumentError("the DataTree has no level children", field="children")
+        raise ArgumentError("the DataTree has no level children", field="children")
     return levels
 
 
@@ -477,7 +477,7 @@ def to_ome_zarr(
         for lname, limg in (labels or {}).items():
             for _, lv in _levels_of(limg):
                 if not np.issubdtype(lv.dtype, np.integer):
-                    raise InvalidArgumentError(f"label image {lname!r} must have an integer dtype, "
+                    raise ArgumentError(f"label image {lname!r} must have an integer dtype, "
                                                f"got {lv.dtype}", field=f"labels.{lname}")
             where = zarr.storage.StorePath(store, f"labels/{lname}")
             lsources[lname] = (where, source(limg, where, label_opts, True))
