@@ -22,7 +22,7 @@ test: install-test chromium
 	$(BIN)/python -m pytest -q -rs -p no:cacheprovider; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
-# The browser tests (tests/test_view.py) drive a headless Chromium. As root on a machine with
+# The browser tests (tests/viz/test_view.py) drive a headless Chromium. As root on a machine with
 # apt-get and no Chromium, install it quietly; this step never fails, and without a browser
 # those tests skip and say why.
 chromium:

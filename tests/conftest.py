@@ -1,4 +1,12 @@
-"""Shared fixtures: paths to the test data in tests/data (travels with the repo), GPU markers."""
+"""Shared fixtures and hooks: test data paths, GPU skips, tests that must run last.
+
+The folders of ``tests/`` mirror the package (``tests/ngff`` tests ``voxzarr.ngff``, and so on;
+the table is in ``spec/architecture.md``); tests of several layers at once stay here at the
+top. Test files have no ``__init__.py`` and are imported in pytest's default ``prepend`` mode,
+so every test file name is unique across folders. This file's folder is put on ``sys.path``
+when pytest loads it, so helper modules here (``_s3server``, ``_filter_reference``) import
+by name from any folder.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +32,14 @@ def _has_gpu() -> bool:
         return False
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "last: runs after every other test (it checks what the others wrote)")
+
+
 def pytest_collection_modifyitems(config, items):
+    # stable: the marked tests keep their order among themselves, after all the others
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
     if _has_gpu():
         return
     skip = pytest.mark.skip(reason="needs CuPy and an NVIDIA GPU")

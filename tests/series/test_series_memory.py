@@ -19,7 +19,7 @@ import pytest
 
 import voxzarr as vz
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OVERHEAD = 32 * 2**20
 BUDGET = 8_000_000
 

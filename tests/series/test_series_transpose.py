@@ -27,7 +27,7 @@ from voxzarr.errors import (
 )
 from voxzarr.series import open_series, series_info, to_images, to_series
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _movie(shape=(30, 40, 50), dims="tyx", seed=0) -> np.ndarray:

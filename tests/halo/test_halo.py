@@ -12,9 +12,9 @@ import scipy.ndimage as ndi
 import xarray as xr
 import zarr
 import zarr.storage
+from _filter_reference import assert_matches, chain_reference, filter_specs, make_image
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_filters import assert_matches, chain_reference, filter_specs, make_image
 
 import voxzarr as vz
 from voxzarr.errors import HaloError, StaleHaloError, VoxzarrError

@@ -31,7 +31,7 @@ from voxzarr.errors import VoxzarrError
 from voxzarr.ngff._checks_attrs import normalize_kind
 from voxzarr.ngff.validate import load_json, validate
 
-NGFF = Path(__file__).resolve().parent / "data" / "ngff"
+NGFF = Path(__file__).resolve().parents[1] / "data" / "ngff"
 #: version folder -> NGFF version string
 FOLDERS = {"0.4": "0.4", "0.5": "0.5", "dev-0.6rc0": "0.6rc0"}
 VERSIONS = ("0.4", "0.5")

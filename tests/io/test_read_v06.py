@@ -13,7 +13,7 @@ import zarr
 import voxzarr as vz
 from voxzarr.errors import MetadataError
 
-EXAMPLES = Path(__file__).parent / "data" / "ngff" / "dev-0.6rc0" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "ngff" / "dev-0.6rc0" / "examples"
 
 
 def _store(tmp_path: Path, attrs: dict, arrays: dict[str, np.ndarray]) -> Path:

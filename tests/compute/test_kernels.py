@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 import zarr.storage
+from _filter_reference import DTYPES, ZYX, make_image
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_filters import DTYPES, ZYX, make_image
 
 import voxzarr as vz
 from voxzarr import _kernels

@@ -1,11 +1,11 @@
 """Reading and validation agree on every NGFF image the test suite wrote.
 
-Runs last (file name): it walks this session's temporary folder, where every other test
-wrote its stores, and checks each NGFF image group both ways. The rule: an image
-``vz.validate`` calls valid opens with ``vz.open_image``; an image ``open_image`` refuses is
-invalid or unsupported by ``validate``, or ``validate`` names the reason as its
-``voxzarr-read`` advice. (Broken stores that the reader still opens are allowed: reading is
-lenient where it can be, validation strict.)
+Runs last (marked ``last``; ``tests/conftest.py`` orders the marked tests after the others):
+it walks this session's temporary folder, where every other test wrote its stores, and checks
+each NGFF image group both ways. The rule: an image ``vz.validate`` calls valid opens with
+``vz.open_image``; an image ``open_image`` refuses is invalid or unsupported by ``validate``,
+or ``validate`` names the reason as its ``voxzarr-read`` advice. (Broken stores that the
+reader still opens are allowed: reading is lenient where it can be, validation strict.)
 """
 
 from __future__ import annotations
@@ -15,9 +15,12 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import voxzarr as vz
 from voxzarr.errors import VoxzarrError
+
+pytestmark = pytest.mark.last
 
 
 def _image_groups(base: Path) -> list[Path]:
