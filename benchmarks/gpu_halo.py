@@ -122,7 +122,7 @@ def bench(n: int, chunk_list: list[int], sigmas: list[float], repeat: int) -> li
 
 
 def run_tests() -> int:
-    """Run tests/test_gpu_filters.py with pytest (exit status; -1 without pytest)."""
+    """Run tests/filters/test_gpu_filters.py with pytest (exit status; -1 without pytest)."""
     try:
         import pytest
     except ImportError:
@@ -130,8 +130,8 @@ def run_tests() -> int:
         return -1
 
     root = Path(__file__).resolve().parents[1]
-    return pytest.main(["-q", "-p", "no:cacheprovider", str(root / "tests" /
-                                                         "test_gpu_filters.py")])
+    return pytest.main(["-q", "-p", "no:cacheprovider",
+                        str(root / "tests" / "filters" / "test_gpu_filters.py")])
 
 
 def main() -> None:

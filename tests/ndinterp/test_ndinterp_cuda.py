@@ -1,6 +1,6 @@
 """The CUDA sources of ``voxzarr.ndinterp``: package data, read lazily, defining what is asked.
 
-The kernels are compiled with CuPy only on a GPU (``tests/test_gpu_resample.py``); these
+The kernels are compiled with CuPy only on a GPU (``tests/ndinterp/test_gpu_resample.py``); these
 checks run anywhere. A stand-in ``cupy`` module records the source and the kernel name of every
 variant :func:`voxzarr.ndinterp._gpu._separable_kernel` would compile.
 """

@@ -30,7 +30,8 @@ _CTYPES = {
 # z, y): the KZ * KY input rows a row reads and their weights are looked up once, then the
 # threads stride along x, each output voxel reading KX taps per input row and being written
 # once. A tap index < 0 reads cval. It is the fallback for regions of 2^31 output rows or
-# more, and the yardstick the fast kernel must equal bit for bit (tests/test_gpu_resample.py).
+# more, and the yardstick the fast kernel must equal bit for bit
+# (tests/ndinterp/test_gpu_resample.py).
 #
 # ``vz_fast_cvt.cuh``: exact conversions for the fast kernel on full-rate ALU instructions
 # rather than the quarter-rate conversion unit, which bounds 16-bit data otherwise. 2^23 + n
