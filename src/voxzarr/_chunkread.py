@@ -27,14 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import dask.array as da
-import google_crc32c
 import numpy as np
 import zarr
 import zarr.storage
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
-from ._chunkwrite import _EMPTY, Layout, layout
+from ._chunkwrite import SHARD_EMPTY, Layout, layout, read_shard_index, shard_index_nbytes
 from ._pool import cores, pmap
 
 __all__ = ["ChunkDecodeError", "StoredArray", "read_region", "stored_dask_array"]
@@ -122,8 +121,7 @@ def _chunk_pieces(lay: Layout, starts: list[int], stops: list[int]) -> list[_Pie
 
 
 def _index_nbytes(lay: Layout) -> int:
-    n = int(np.prod([u // c for u, c in zip(lay.unit, lay.inner or lay.unit, strict=True)]))
-    return 16 * n + 4
+    return shard_index_nbytes(lay.per_unit)
 
 
 def _shard_pieces(lay: Layout, starts: list[int], stops: list[int], store: Any,
@@ -161,7 +159,7 @@ def _inner_pieces(lay: Layout, sidx: Sequence[int], index: np.ndarray, starts: l
     """The stored inner chunks of shard ``sidx`` that the box touches."""
     inner = lay.inner
     assert inner is not None
-    per = [u // c for u, c in zip(lay.unit, inner, strict=True)]
+    per = lay.per_unit
     base = [i * u for i, u in zip(sidx, lay.unit, strict=True)]
     lo = [max(st - b, 0) for st, b in zip(starts, base, strict=True)]
     hi = [min(sp - b, u) for sp, b, u in zip(stops, base, lay.unit, strict=True)]
@@ -170,7 +168,7 @@ def _inner_pieces(lay: Layout, sidx: Sequence[int], index: np.ndarray, starts: l
         if any(i >= p for i, p in zip(local, per, strict=True)):
             continue
         off, nbytes = (int(v) for v in index[local])
-        if off == _EMPTY:
+        if off == SHARD_EMPTY:
             continue
         cidx = [(b + i * c) // c for b, i, c in zip(base, local, inner, strict=True)]
         pieces.append(_Piece(lay.key_of(sidx), (off, nbytes),
@@ -196,11 +194,7 @@ def _fetch_whole(lay: Layout, keys: list[str], store: Any, root: Path | None
 
 def _parse_index(lay: Layout, raw: bytes) -> np.ndarray:
     """A shard's (offset, length) index from its last bytes, checked against its CRC32C."""
-    per = tuple(u // c for u, c in zip(lay.unit, lay.inner or lay.unit, strict=True))
-    body, crc = raw[:-4], int.from_bytes(raw[-4:], "little")
-    if len(raw) != _index_nbytes(lay) or google_crc32c.value(body) != crc:
-        raise ValueError("shard index is truncated or fails its CRC32C check")
-    return np.frombuffer(body, dtype="<u8").reshape((*per, 2))
+    return read_shard_index(raw, lay.per_unit)
 
 
 def _shard_indexes(lay: Layout, keys: list[str], store: Any,

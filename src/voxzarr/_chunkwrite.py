@@ -15,6 +15,7 @@ objects are never removed.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from itertools import product
 from pathlib import Path
 from typing import Any
@@ -29,12 +30,57 @@ from zarr.core.sync import sync
 
 from ._pool import pmap
 
-__all__ = ["Layout", "chunk_target", "layout"]
+__all__ = ["SHARD_EMPTY", "Layout", "chunk_target", "layout", "read_shard_index",
+           "shard_index_nbytes", "shard_parts"]
 
 _SHUFFLE = {"noshuffle": Blosc.NOSHUFFLE, "shuffle": Blosc.SHUFFLE,
             "bitshuffle": Blosc.BITSHUFFLE}
-_EMPTY = np.iinfo(np.uint64).max
+#: offset and length a shard index gives an absent inner chunk
+SHARD_EMPTY = np.iinfo(np.uint64).max
 _PARALLEL_BYTES = 1 << 20  # smaller writes encode in the calling thread
+
+
+# --------------------------------------------------------------------------- shard format
+def shard_parts(encoded: Iterable[tuple[tuple[int, ...], bytes | None]],
+                per: Sequence[int]) -> list[bytes] | None:
+    """One shard as the parts to store one after another; ``None`` when it holds no chunk.
+
+    ``encoded`` gives each inner chunk's index in the shard and its stored bytes (``None``:
+    absent), in the order they are to be stored; ``per`` is the number of inner chunks per
+    axis. A shard is its present chunks, then the index (offset and length of each inner
+    chunk, :data:`SHARD_EMPTY` for absent ones; little-endian ``uint64``) and the index's
+    CRC32C: what zarr's sharding codec reads with ``index_location="end"`` and index codecs
+    ``bytes`` + ``crc32c`` (zarr itself stores the inner chunks in Morton order, readers
+    follow the index).
+    """
+    index = np.full((*per, 2), SHARD_EMPTY, dtype="<u8")
+    parts: list[bytes] = []
+    offset = 0
+    for local, enc in encoded:
+        if enc is None:
+            continue
+        index[local] = (offset, len(enc))
+        parts.append(enc)
+        offset += len(enc)
+    if not parts:
+        return None
+    raw = index.tobytes()
+    return [*parts, raw, np.array([google_crc32c.value(raw)], dtype="<u4").tobytes()]
+
+
+def shard_index_nbytes(per: Sequence[int]) -> int:
+    """Size of the index (and its CRC32C) at the end of a shard of ``per`` inner chunks."""
+    return 16 * math.prod(per) + 4
+
+
+def read_shard_index(raw: bytes, per: Sequence[int]) -> np.ndarray:
+    """The ``(*per, 2)`` (offset, length) index from a shard's last
+    :func:`shard_index_nbytes` bytes; :class:`ValueError` when it is truncated or fails its
+    CRC32C check."""
+    body, crc = raw[:-4], int.from_bytes(raw[-4:], "little")
+    if len(raw) != shard_index_nbytes(per) or google_crc32c.value(body) != crc:
+        raise ValueError("shard index is truncated or fails its CRC32C check")
+    return np.frombuffer(body, dtype="<u8").reshape((*per, 2))
 
 
 class _FastTarget:
@@ -131,6 +177,11 @@ class Layout:
         """Shape of one stored (inner) chunk."""
         return self.inner or self.unit
 
+    @property
+    def per_unit(self) -> tuple[int, ...]:
+        """Stored chunks per write unit along each axis (all 1 when unsharded)."""
+        return tuple(u // c for u, c in zip(self.unit, self.chunk, strict=True))
+
     def encode(self, block: np.ndarray) -> bytes | None:
         """Bytes zarr stores for one chunk (an edge chunk is padded with the fill value),
         or ``None`` when it holds only the fill value (zarr leaves such chunks out)."""
@@ -149,9 +200,8 @@ class Layout:
         shard's valid part left out)."""
         if self.inner is None:
             return [((), block)]
-        per = [u // c for u, c in zip(self.unit, self.inner, strict=True)]
         out = []
-        for local in product(*(range(p) for p in per)):
+        for local in product(*(range(p) for p in self.per_unit)):
             sub = block[tuple(slice(i * c, (i + 1) * c)
                               for i, c in zip(local, self.inner, strict=True))]
             if sub.size:
@@ -162,29 +212,13 @@ class Layout:
                    ) -> list[bytes] | None:
         """Bytes of one write unit from its encoded chunks (:meth:`inner_blocks` order), as
         parts to store one after another; ``None`` when every chunk holds only the fill
-        value (nothing is stored).
-
-        A shard is its non-empty inner chunks in C order, then the index (offset, length
-        per inner chunk, ``2**64 - 1`` for absent ones) and its CRC32C: what zarr's
-        sharding codec reads (zarr itself writes the inner chunks in Morton order).
+        value (nothing is stored). A shard is its non-empty inner chunks in C order, then
+        its index (:func:`shard_parts`).
         """
         if self.inner is None:
             enc = encoded[0][1]
             return None if enc is None else [enc]
-        per = [u // c for u, c in zip(self.unit, self.inner, strict=True)]
-        index = np.full((*per, 2), _EMPTY, dtype="<u8")
-        parts: list[bytes] = []
-        offset = 0
-        for local, enc in encoded:
-            if enc is None:
-                continue
-            index[local] = (offset, len(enc))
-            parts.append(enc)
-            offset += len(enc)
-        if not parts:
-            return None
-        raw = index.tobytes()
-        return [*parts, raw, np.array([google_crc32c.value(raw)], dtype="<u4").tobytes()]
+        return shard_parts(encoded, self.per_unit)
 
     def encode_unit(self, block: np.ndarray) -> list[bytes] | None:
         """Bytes of one write unit (``block`` may be an edge unit's valid part), encoded in

@@ -27,9 +27,12 @@ __all__ = [
     "AtomicWrite",
     "StoreRef",
     "atomic_target",
+    "base_store",
     "begin_atomic",
+    "check_free",
     "exists",
     "local_path",
+    "move_into_place",
     "open_root",
     "open_store",
     "process_local",
@@ -194,14 +197,23 @@ def exists(location: Any, storage_options: dict | None = None) -> bool:
                          f"{err})", path=location) from err
 
 
+def base_store(store: Any) -> Any:
+    """The store that holds the data of ``store``: under a ``StorePath`` and any wrapper
+    store (read-only views, loggers) around it."""
+    if isinstance(store, zarr.storage.StorePath):
+        store = store.store
+    while isinstance(store, zarr.storage.WrapperStore):
+        store = store._store
+    return store
+
+
 def process_local(store: Any) -> bool:
     """Whether ``store`` lives in this process only (memory stores, an open zip file).
 
     Worker processes of a ``dask.distributed`` cluster get a *copy* of such a store, so
     writes made there would be lost: writers run their tasks in this process instead.
     """
-    if isinstance(store, zarr.storage.StorePath):
-        store = store.store
+    store = base_store(store)
     if isinstance(store, zarr.storage.MemoryStore | zarr.storage.ZipStore):
         return True
     fs = getattr(store, "fs", None)
@@ -209,6 +221,17 @@ def process_local(store: Any) -> bool:
     protocol = getattr(fs, "protocol", ())
     protocols = (protocol,) if isinstance(protocol, str) else tuple(protocol or ())
     return "memory" in protocols
+
+
+def check_free(location: Any, *, overwrite: bool, storage_options: dict | None = None) -> None:
+    """Raise :class:`OverwriteError` when something lives at ``location`` (see
+    :func:`exists`) and not ``overwrite``: what every writer checks before it writes."""
+    if overwrite or not exists(location, storage_options):
+        return
+    path = local_path(location)
+    raise OverwriteError("already exists; pass overwrite=True to replace it",
+                         path=path if path is not None else getattr(location, "where",
+                                                                    location))
 
 
 class AtomicWrite:
@@ -239,20 +262,15 @@ class AtomicWrite:
             return
         path, tmp, staging = self.final, self._tmp, self.target
         assert tmp is not None
-        if not self.overwrite and path.exists():  # appeared since the write began
+        try:
+            check_free(path, overwrite=self.overwrite)  # appeared since the write began?
+        except OverwriteError:
             self.abort()
-            raise OverwriteError("already exists; pass overwrite=True to replace it",
-                                 path=path)
+            raise
         if staging != tmp:
             _zip_directory(staging, tmp)
             _remove(staging)
-        if path.exists():
-            trash = path.with_name(f".old-{uuid.uuid4().hex[:8]}.{path.name}")
-            os.replace(path, trash)
-            os.replace(tmp, path)
-            _remove(trash)
-        else:
-            os.replace(tmp, path)
+        move_into_place(tmp, path)
 
     def abort(self) -> None:
         """Remove what was written so far (local paths)."""
@@ -270,14 +288,10 @@ def begin_atomic(location: Any, *, overwrite: bool,
     ``overwrite``. ``storage_options`` reach the remote existence check (endpoint,
     anonymous access, ...). Local paths get their parent directory created.
     """
+    check_free(location, overwrite=overwrite, storage_options=storage_options)
     path = local_path(location)
     if path is None:
-        if not overwrite and exists(location, storage_options):
-            raise OverwriteError("already exists; pass overwrite=True to replace it",
-                                 path=getattr(location, "where", location))
         return AtomicWrite(location, None, location, None, overwrite)
-    if path.exists() and not overwrite:
-        raise OverwriteError("already exists; pass overwrite=True to replace it", path=path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".partial-{uuid.uuid4().hex[:8]}.{path.name}")  # keeps the suffix
     # zip archives cannot rewrite a member, so write a directory and pack it at the end
@@ -304,6 +318,22 @@ def atomic_target(location: Any, *, overwrite: bool,
     except BaseException:
         write.abort()
         raise
+
+
+def move_into_place(src: Path, dest: Path) -> None:
+    """Rename ``src`` (file or directory) to ``dest``, replacing whatever is there.
+
+    The old ``dest`` is first renamed aside (``.old-<id>.<name>``), then ``src`` renamed in,
+    then the old one removed: at every moment ``dest`` is either the old data or the new,
+    whole. Both must be on one filesystem (siblings, as every caller's are).
+    """
+    if dest.exists():
+        trash = dest.with_name(f".old-{uuid.uuid4().hex[:8]}.{dest.name}")
+        os.replace(dest, trash)
+        os.replace(src, dest)
+        _remove(trash)
+    else:
+        os.replace(src, dest)
 
 
 def _zip_directory(src: Path, dest: Path) -> None:

@@ -25,39 +25,52 @@ import zarr
 from dask.delayed import Delayed
 from numcodecs import Blosc
 from zarr.codecs import BloscCodec
+from zarr.codecs.blosc import BloscCname
 
 from . import _store
 from ._chunkwrite import chunk_target
 from ._progress import progress as show_progress
 from ._progress import progress_keyword
 from ._views import dask_view
-from .coords import SPATIAL, geometry, parse_dims
+from .coords import SPATIAL, Geometry, geometry, parse_dims
 from .errors import ArgumentError, GeometryError, MetadataError
 from .ngff import Axis, Level, Multiscale, multiscales_attrs, wrap_ome
 from .ngff.emit import label_colors, label_values
 
 __all__ = [
+    "DEFAULT_CLEVEL",
+    "DEFAULT_COMPRESSOR",
     "DEFERRED_SCHEDULER",
     "IMAGE_VAR",
     "LevelStream",
     "LevelStreamFactory",
     "PendingLevels",
     "aligned_dask",
+    "array_naming",
+    "check_codec",
+    "codecs",
     "default_chunks",
     "deferred_store",
     "finish_after",
+    "level_for",
     "level_stream",
+    "multiscale_for",
     "normalize_shape_arg",
     "omero_for",
+    "open_write_group",
     "prepare_multiscale",
     "storage_units",
     "write_multiscale",
     "write_scheduler",
+    "zarr_format",
 ]
 
 #: name of the image variable in each level Dataset of a multiscale DataTree, and the image
 #: name written when neither ``name=`` nor the image's own name gives one
 IMAGE_VAR = "image"
+#: the Blosc compressor and level every writer uses unless told otherwise
+DEFAULT_COMPRESSOR = "zstd"
+DEFAULT_CLEVEL = 3
 
 
 # --------------------------------------------------------------------------- level streams
@@ -185,12 +198,85 @@ def aligned_dask(data: Any, unit: tuple[int, ...], target_bytes: int = 64 << 20)
     return arr.rechunk(tuple(block))
 
 
-def _codecs(version: str, compressor: str | None, clevel: int) -> dict[str, Any]:
+# --------------------------------------------------------------------------- codec policy
+_CNAMES = tuple(c.value for c in BloscCname)
+
+
+def check_codec(compressor: Any, clevel: Any) -> None:
+    """Refuse a ``compressor`` / ``clevel`` pair no writer can use, before anything is
+    written (:class:`ArgumentError`): a Blosc compressor name or ``None``, a level 0-9."""
+    if compressor is not None and compressor not in _CNAMES:
+        raise ArgumentError(f"unknown Blosc compressor {compressor!r}; choose one of "
+                            f"{', '.join(_CNAMES)} or None", field="compressor")
+    if compressor is not None and (isinstance(clevel, bool) or not isinstance(clevel, int)
+                                   or not 0 <= clevel <= 9):
+        raise ArgumentError(f"clevel must be an integer from 0 to 9, got {clevel!r}",
+                            field="clevel")
+
+
+def codecs(version: str, compressor: str | None, clevel: int) -> Any:
+    """The ``compressors=`` of an array voxzarr writes for NGFF ``version``.
+
+    Blosc ``compressor`` at ``clevel`` with byte shuffle (numcodecs' ``Blosc`` for zarr v2,
+    zarr's ``BloscCodec`` for v3), or ``None`` for none; checked by :func:`check_codec`.
+    """
+    check_codec(compressor, clevel)
     if compressor is None:
-        return {"compressors": None}
-    if version == "0.4":
-        return {"compressors": Blosc(cname=compressor, clevel=clevel, shuffle=Blosc.SHUFFLE)}
-    return {"compressors": BloscCodec(cname=compressor, clevel=clevel, shuffle="shuffle")}
+        return None
+    if zarr_format(version) == 2:
+        return Blosc(cname=compressor, clevel=clevel, shuffle=Blosc.SHUFFLE)
+    return BloscCodec(cname=compressor, clevel=clevel, shuffle="shuffle")
+
+
+# --------------------------------------------------------------------------- NGFF metadata
+def zarr_format(version: str) -> int:
+    """The zarr format an NGFF ``version`` is written in: 2 for 0.4, 3 from 0.5 on."""
+    return 2 if version == "0.4" else 3
+
+
+def array_naming(zarr_fmt: int, dims: Sequence[str]) -> dict[str, Any]:
+    """``zarr.create_array`` keywords naming the axes and chunk keys of an image array:
+    v3 records ``dimension_names``; v2 has no axis names and uses ``/``-separated chunk
+    keys, as NGFF 0.4 asks."""
+    if zarr_fmt == 3:
+        return {"dimension_names": list(dims)}
+    return {"chunk_key_encoding": {"name": "v2", "separator": "/"}}
+
+
+def open_write_group(location: Any, *, version: str = "0.5", mode: str = "w",
+                     path: str = "", storage_options: dict | None = None) -> zarr.Group:
+    """The group at ``location`` (``path`` inside it) opened to write NGFF ``version`` into.
+
+    ``mode`` is zarr's: ``"w"`` creates it afresh, ``"a"`` keeps what is there, ``"r+"``
+    needs it to exist. New arrays go in ``group.store_path`` (``zarr.create_array``), which
+    is ``location`` itself when that is a :class:`zarr.storage.StorePath`.
+    """
+    store = _store.open_store(location, mode="w", storage_options=storage_options)
+    return zarr.open_group(store, path=path, mode=mode, zarr_format=zarr_format(version))
+
+
+def multiscale_for(img0: xr.DataArray, levels: Sequence[Level], *, version: str,
+                   name: str | None = None, geo: Geometry | None = None,
+                   image_label: Mapping[str, Any] | None = None, ngff_type: str | None = None,
+                   ngff_metadata: dict[str, Any] | None = None) -> Multiscale:
+    """The NGFF multiscale of levels written from ``img0`` (level 0, whose geometry is
+    ``geo``): axes and units from its coordinates, its name (``name``, else its own, else
+    :data:`IMAGE_VAR`) and ``omero`` (:func:`omero_for`)."""
+    geo = geometry(img0) if geo is None else geo
+    axes = tuple(Axis(d, {"t": "time", "c": "channel"}.get(d, "space"),
+                      None if d == "c" else geo.units.get(d)) for d in geo.dims)
+    return Multiscale(
+        version=version, axes=axes, levels=tuple(levels),
+        name=name or (str(img0.name) if img0.name is not None else IMAGE_VAR),
+        omero=omero_for(img0, geo.channel_names),
+        image_label=dict(image_label) if image_label is not None else None,
+        type=ngff_type, metadata=ngff_metadata,
+    )
+
+
+def level_for(path: str, geo: Geometry) -> Level:
+    """The NGFF level of an array at ``path`` with geometry ``geo``."""
+    return Level(path, tuple(geo.scale_vector()), tuple(geo.translation_vector()))
 
 
 def omero_for(img: xr.DataArray, names: tuple[str, ...] | None) -> dict[str, Any] | None:
@@ -231,17 +317,19 @@ def _check_same(levels: Sequence[tuple[str, xr.DataArray]]) -> None:
         raise GeometryError(f"levels have different dims {sorted(dims)}", field="dims")
 
 
-def write_scheduler(store: Any) -> dict[str, Any]:
-    """``scheduler`` keyword for the ``dask.array.store`` calls of a writer.
+def write_scheduler(*stores: Any) -> dict[str, Any]:
+    """``scheduler`` keyword for the dask computations of a writer reading or writing
+    ``stores``.
 
-    A store living in this process only (memory, open zip) would be written as a copy on
-    distributed workers and the data lost: such stores are written from here, on threads.
-    Without a configured scheduler and with ``distributed`` never imported, no client can
-    exist, so the threaded scheduler is named directly: dask would otherwise import
-    ``distributed`` to look for a client (about 0.3 s on the first write of a process).
+    A store living in this process only (memory, open zip) would be used as a copy on
+    distributed workers and the data lost: when any of ``stores`` is one, the work runs
+    here, on threads. Without a configured scheduler and with ``distributed`` never
+    imported, no client can exist, so the threaded scheduler is named directly: dask would
+    otherwise import ``distributed`` to look for a client (about 0.3 s on the first write
+    of a process).
     """
-    if _store.process_local(store) or (dask.config.get("scheduler", None) is None
-                                       and "distributed" not in sys.modules):
+    if any(_store.process_local(s) for s in stores) or (
+            dask.config.get("scheduler", None) is None and "distributed" not in sys.modules):
         return {"scheduler": dask.threaded.get}
     return {}
 
@@ -308,9 +396,9 @@ def prepare_multiscale(
     if version not in ("0.4", "0.5"):
         raise MetadataError(f"cannot write NGFF {version!r}; choose '0.4' or '0.5'",
                             field="version")
-    if version == "0.4" and shards is not None:
+    if zarr_format(version) == 2 and shards is not None:
         raise ArgumentError("sharding needs zarr v3, i.e. NGFF 0.5", field="shards")
-    zarr_format = 2 if version == "0.4" else 3
+    compressors = codecs(version, compressor, clevel)
     stream = level_stream(levels)
     if isinstance(stream.levels, Sequence):  # all at hand: refuse mixed levels before writing
         _check_same(stream.levels)
@@ -330,13 +418,13 @@ def prepare_multiscale(
     geos = [geometry(img0)]
     dims = geos[0].dims
     parse_dims(dims)
-    units = geos[0].units
     for d in dims:
         if d != "c" and d not in geos[0].scale:
             raise GeometryError("axis has no coordinate, so no voxel size to write; use "
                                 "vz.from_array or img.vox.set_voxel_size", field=d)
-    store = _store.open_store(group_location, mode="w", storage_options=storage_options)
-    root = zarr.open_group(store, mode=mode, zarr_format=zarr_format)
+    root = open_write_group(group_location, version=version, mode=mode,
+                            storage_options=storage_options)
+    store = root.store_path
     ngff_levels = []
     pending = PendingLevels([], [], [], _finish_multiscale)
     for path, img in itertools.chain([first], level_iter):
@@ -347,12 +435,9 @@ def prepare_multiscale(
         ck, sh = storage_units(dims, img.shape, chunks, shards)
         kwargs: dict[str, Any] = dict(
             name=path, shape=img.shape, dtype=img.dtype, chunks=ck, shards=sh,
-            fill_value=0, zarr_format=zarr_format, **_codecs(version, compressor, clevel),
+            fill_value=0, zarr_format=zarr_format(version), compressors=compressors,
         )
-        if zarr_format == 3:
-            kwargs["dimension_names"] = list(dims)
-        else:
-            kwargs["chunk_key_encoding"] = {"name": "v2", "separator": "/"}
+        kwargs.update(array_naming(zarr_format(version), dims))
         arr = zarr.create_array(store, **kwargs)
         data = aligned_dask(img.data, _write_unit(ck, sh))
         if write_now is not None and stream.fused is None:
@@ -361,19 +446,11 @@ def prepare_multiscale(
             pending.sources.append(data)
             pending.targets.append(chunk_target(arr))
             pending.paths.append(path)
-        ngff_levels.append(Level(path, tuple(geo.scale_vector()),
-                                 tuple(geo.translation_vector())))
-    axes = tuple(Axis(d, {"t": "time", "c": "channel"}.get(d, "space"),
-                      None if d == "c" else units.get(d)) for d in dims)
-    ms = Multiscale(
-        version=version, axes=axes, levels=tuple(ngff_levels),
-        name=name or (str(img0.name) if img0.name is not None else IMAGE_VAR),
-        omero=omero_for(img0, geos[0].channel_names),
-        image_label=dict(image_label) if image_label is not None else None,
-        # a pyramid stream names its downscaling method (NGFF multiscales type / metadata)
-        type=stream.ngff_type,
-        metadata=stream.ngff_metadata,
-    )
+        ngff_levels.append(level_for(path, geo))
+    # a pyramid stream names its downscaling method (NGFF multiscales type / metadata)
+    ms = multiscale_for(img0, ngff_levels, version=version, name=name, geo=geos[0],
+                        image_label=image_label, ngff_type=stream.ngff_type,
+                        ngff_metadata=stream.ngff_metadata)
     extra = dict(extra_attrs) if extra_attrs else None
     pending.finish = partial(_finish_multiscale, root, ms, extra)
     return pending
@@ -387,8 +464,8 @@ def write_multiscale(
     version: str = "0.5",
     chunks: Any = None,
     shards: Any = None,
-    compressor: str | None = "zstd",
-    clevel: int = 3,
+    compressor: str | None = DEFAULT_COMPRESSOR,
+    clevel: int = DEFAULT_CLEVEL,
     name: str | None = None,
     image_label: Mapping[str, Any] | None = None,
     progress: bool | None = None,

@@ -34,6 +34,8 @@ from ._progress import progress as show_progress
 from ._progress import progress_keyword
 from ._registry import LEVEL_STREAMS
 from ._write import (  # writing and chunk policy, below io and pyramid; re-exported
+    DEFAULT_CLEVEL,
+    DEFAULT_COMPRESSOR,
     DEFERRED_SCHEDULER,
     IMAGE_VAR,
     LevelStream,
@@ -42,6 +44,7 @@ from ._write import (  # writing and chunk policy, below io and pyramid; re-expo
     default_chunks,
     deferred_store,
     finish_after,
+    open_write_group,
     prepare_multiscale,
     storage_units,
     write_multiscale,
@@ -387,8 +390,8 @@ def to_ome_zarr(
     shards: Any = None,
     version: str = "0.5",
     overwrite: bool = False,
-    compressor: str | None = "zstd",
-    clevel: int = 3,
+    compressor: str | None = DEFAULT_COMPRESSOR,
+    clevel: int = DEFAULT_CLEVEL,
     name: str | None = None,
     labels: Mapping[str, xr.DataArray | xr.DataTree] | None = None,
     progress: bool | None = None,
@@ -493,8 +496,7 @@ def to_ome_zarr(
                 p.store(progress, **local)
             pending.append(p)
         if labels:
-            lgroup = zarr.open_group(zarr.storage.StorePath(store, "labels"), mode="a",
-                                     zarr_format=2 if version == "0.4" else 3)
+            lgroup = open_write_group(store, version=version, mode="a", path="labels")
             lgroup.attrs.update(wrap_ome({"labels": list(labels)}, version))
         p = prepare_multiscale(store, levels, name=name, mode="a" if labels else "w",
                                 image_label=None, **common)

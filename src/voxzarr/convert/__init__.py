@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._write import DEFAULT_COMPRESSOR
 from ..coords import SPATIAL
 from ..errors import ConversionError
 from .frames import read_frames
@@ -75,7 +76,7 @@ def convert(
     shards: Any = None,
     version: str = "0.5",
     pyramid: bool | Mapping[str, Any] = False,
-    compressor: str | None = "zstd",
+    compressor: str | None = DEFAULT_COMPRESSOR,
     overwrite: bool = False,
     progress: bool | None = None,
     verify: bool = True,

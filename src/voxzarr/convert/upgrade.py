@@ -19,21 +19,28 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import product
 from typing import Any
 
 import dask
 import dask.array as da
-import google_crc32c
 import numcodecs
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, BytesCodec, GzipCodec, ZstdCodec
 
 from .. import _store
+from .._chunkwrite import shard_parts
 from .._progress import progress as show_progress
+from .._write import (
+    DEFAULT_CLEVEL,
+    DEFAULT_COMPRESSOR,
+    codecs,
+    open_write_group,
+    write_scheduler,
+)
 from ..errors import ConversionError, MetadataError, VoxzarrError
 from ..ngff import multiscales_attrs, ngff_version, parse_multiscale
 from ..units import normalize_unit
@@ -48,7 +55,6 @@ SHARD_BYTES = 128 << 20
 OME_KEYS = ("multiscales", "omero", "labels", "image-label", "plate", "well",
             "bioformats2raw.layout")
 _V2_META = (".zarray", ".zattrs", ".zgroup", ".zmetadata")
-_EMPTY = np.uint64(2**64 - 1)
 _TASK_BYTES = 256 << 20
 _RAW_TASK_BYTES = 16 << 20
 #: byte copies of one array are spread over at least this many tasks where it has as many
@@ -143,11 +149,11 @@ def _v3_compressor(comp: Any, itemsize: int) -> tuple[Any, bool]:
         return ZstdCodec(level=comp.level, checksum=bool(getattr(comp, "checksum", False))), True
     if isinstance(comp, numcodecs.GZip):
         return GzipCodec(level=comp.level), True
-    return BloscCodec(cname="zstd", clevel=3, shuffle="shuffle", typesize=itemsize), False
+    return _v3_compressor(_DEFAULT_COMPRESSOR, itemsize)[0], False
 
 
-#: what re-encoded arrays are compressed with (voxzarr's default)
-_DEFAULT_COMPRESSOR = numcodecs.Blosc("zstd", 3, numcodecs.Blosc.SHUFFLE)
+#: what re-encoded arrays are compressed with (voxzarr's default, as a v2 compressor)
+_DEFAULT_COMPRESSOR = codecs("0.4", DEFAULT_COMPRESSOR, DEFAULT_CLEVEL)
 
 
 @dataclass
@@ -249,28 +255,18 @@ def _v3_key(plan: _ArrayPlan, idx: Sequence[int]) -> str:
 
 def _shard_parts(src: KV, plan: _ArrayPlan, shard: Sequence[int]) -> list[bytes] | None:
     """One v3 shard built from the encoded v2 chunks it holds, as the list of its parts
-    (chunks, then index and CRC32C), or ``None`` when every chunk is absent."""
+    (:func:`voxzarr._chunkwrite.shard_parts`), or ``None`` when every chunk is absent."""
     assert plan.shards is not None
     per = [s // c for s, c in zip(plan.shards, plan.chunks, strict=True)]
     grid = [math.ceil(n / c) for n, c in zip(plan.src.shape, plan.chunks, strict=True)]
-    index = np.full((*per, 2), _EMPTY, dtype="<u8")
-    parts: list[bytes] = []
-    offset = 0
-    for local in product(*(range(p) for p in per)):
-        idx = [s * p + i for s, p, i in zip(shard, per, local, strict=True)]
-        if any(i >= g for i, g in zip(idx, grid, strict=True)):
-            continue
-        data = src.get(_v2_key(plan, idx))
-        if data is None:
-            continue
-        index[local] = (offset, len(data))
-        parts.append(data)
-        offset += len(data)
-    if not parts:
-        return None
-    idx_bytes = index.tobytes()
-    crc = np.array([google_crc32c.value(idx_bytes)], dtype="<u4").tobytes()
-    return [*parts, idx_bytes, crc]
+
+    def encoded() -> Iterator[tuple[tuple[int, ...], bytes | None]]:
+        for local in product(*(range(p) for p in per)):
+            idx = [s * p + i for s, p, i in zip(shard, per, local, strict=True)]
+            if all(i < g for i, g in zip(idx, grid, strict=True)):
+                yield local, src.get(_v2_key(plan, idx))
+
+    return shard_parts(encoded(), per)
 
 
 def _copy_units(src: KV, dst: KV, plan: _ArrayPlan, units: Sequence[tuple[int, ...]]) -> int:
@@ -465,7 +461,7 @@ def upgrade(
         store = _store.open_store(tmp, mode="w", storage_options=storage_options)
         dst_kv = KV(tmp, store)
         for path in groups:  # empty groups first; attributes come last
-            zarr.open_group(store, path=path, mode="w", zarr_format=3)
+            open_write_group(store, version="0.5", path=path)
         tasks = []
         for plan in plans:
             arr = _create_v3(store, plan)
@@ -480,9 +476,8 @@ def upgrade(
                 dst_kv.set(key, data)
         # a store living in this process only (memory, open zip) cannot be used by
         # distributed workers: such upgrades run on local threads, client or not
-        here = _store.process_local(root.store) or _store.process_local(store)
         with joined_pool(), show_progress("upgrading to NGFF 0.5", progress):
-            dask.compute(*tasks, **({"scheduler": "threads"} if here else {}))
+            dask.compute(*tasks, **write_scheduler(root.store, store))
         for path in sorted(groups, key=lambda p: -p.count("/") - (p != "")):
             g = zarr.open_group(store, path=path, mode="r+")
             g.attrs.update(groups[path])  # root last: until then it is not an image

@@ -10,7 +10,6 @@ before it is renamed into place: an interrupted or wrong conversion never looks 
 from __future__ import annotations
 
 import math
-import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 import xarray as xr
 
 from .. import _store
+from .._write import DEFAULT_COMPRESSOR
 from ..coords import geometry
 from ..errors import ConversionError
 from ..io import open_image, storage_units, to_ome_zarr
@@ -123,7 +123,7 @@ def write_image(
     overwrite: bool = False,
     progress: bool | None = None,
     pyramid: bool | Mapping[str, Any] = False,
-    compressor: str | None = "zstd",
+    compressor: str | None = DEFAULT_COMPRESSOR,
     verify: bool = True,
     storage_options: dict | None = None,
 ) -> Any:
@@ -160,7 +160,7 @@ def write_image(
                 to_ome_zarr(img, work / "image", **common)
             if verify:
                 verify_image(img, work / "image", storage_options=storage_options)
-            os.replace(work / "image", tmp)
+            _store.move_into_place(work / "image", Path(tmp))
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return dest
@@ -174,7 +174,7 @@ def write_series(
     shards: Any = None,
     overwrite: bool = False,
     progress: bool | None = None,
-    compressor: str | None = "zstd",
+    compressor: str | None = DEFAULT_COMPRESSOR,
     verify: bool = True,
     storage_options: dict | None = None,
     source: Any = None,
@@ -207,7 +207,7 @@ def write_series(
             if verify:
                 verify_image(img, work / "image")
                 open_series(work / "image")  # the layout metadata is complete
-            os.replace(work / "image", tmp)
+            _store.move_into_place(work / "image", Path(tmp))
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return dest

@@ -30,6 +30,7 @@ from .. import _store
 from .._progress import progress as show_progress
 from .._progress import progress_keyword
 from .._registry import HALO_DEPTH_RULES
+from .._write import array_naming, write_scheduler
 from ..coords import SPATIAL
 from ..errors import (
     ArgumentError,
@@ -138,9 +139,7 @@ def image_lock(group: zarr.Group) -> Iterator[zarr.Group]:
     The group is reopened inside the lock because zarr caches attributes at open: the
     generation must be read after the previous writer released the lock.
     """
-    store = group.store
-    while isinstance(store, zarr.storage.WrapperStore):
-        store = store._store
+    store = _store.base_store(group.store)
     root = _store.local_path(store) if isinstance(store, zarr.storage.LocalStore) else None
     # memory stores print as memory://<id of their contents>, remote ones as their URL
     key = os.path.realpath(root / group.path) if root is not None else f"{store}/{group.path}"
@@ -359,13 +358,8 @@ def build_blocks(src: zarr.Array, harr: zarr.Array, layout: HaloLayout,
     if not blocks:
         return 0
     job = run_blocks(_source_dask(src), layout, blocks, _WriteBlock(harr, layout))
-    store = harr.store
-    while isinstance(store, zarr.storage.WrapperStore):
-        store = store._store
-    # a store living in this process only would be written as a copy on distributed workers
-    local = {"scheduler": "threads"} if _store.process_local(store) else {}
     with show_progress(desc, progress):
-        return int(job.compute(**local))
+        return int(job.compute(**write_scheduler(harr.store)))
 
 
 def _levels_list(levels: Any, ms: Multiscale, where: str) -> list[int | str]:
@@ -510,10 +504,7 @@ def _create_halo_array(group: zarr.Group, hg: zarr.Group, meta: HaloMeta,
         name=meta.source_level, shape=layout.stored_shape, chunks=layout.block_shape,
         dtype=src.dtype, fill_value=0, compressors=src.compressors, overwrite=True,
     )
-    if group.metadata.zarr_format == 3:
-        kwargs["dimension_names"] = list(meta.dims)
-    else:
-        kwargs["chunk_key_encoding"] = {"name": "v2", "separator": "/"}
+    kwargs.update(array_naming(group.metadata.zarr_format, meta.dims))
     return hg.create_array(**kwargs)
 
 

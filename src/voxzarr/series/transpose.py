@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,10 +28,19 @@ import numpy as np
 import xarray as xr
 import zarr
 from tqdm.auto import tqdm
-from zarr.codecs import BloscCodec
 
 from .. import _store
 from .._progress import progress_keyword, want_progress
+from .._write import (
+    DEFAULT_CLEVEL,
+    DEFAULT_COMPRESSOR,
+    check_codec,
+    codecs,
+    level_for,
+    multiscale_for,
+    open_write_group,
+    storage_units,
+)
 from ..coords import SPATIAL, geometry, parse_dims
 from ..errors import (
     ArgumentError,
@@ -42,7 +50,7 @@ from ..errors import (
     StoreError,
     VoxzarrError,
 )
-from ..ngff import Axis, Level, Multiscale, multiscales_attrs, wrap_ome
+from ..ngff import multiscales_attrs, wrap_ome
 from ..ngff.layouts import VOXZARR_KEY, check_version, voxzarr_attrs
 from .executor import Reader, ZarrReader, active_client, copy_region, reader_for, run_phase
 from .plan import (
@@ -85,24 +93,10 @@ def _check_image(obj: Any, what: str) -> xr.DataArray:
     return obj
 
 
-def _codecs(compressor: str | None, clevel: int) -> Any:
-    if compressor is None:
-        return None
-    return BloscCodec(cname=compressor, clevel=clevel, shuffle="shuffle")
-
-
 def _ngff_attrs(img: xr.DataArray, name: str | None) -> dict[str, Any]:
-    from ..io import _omero_for
-
+    """The NGFF 0.5 attributes of the store: one level, :data:`ARRAY`."""
     geo = geometry(img)
-    axes = tuple(Axis(d, {"t": "time", "c": "channel"}.get(d, "space"),
-                      None if d == "c" else geo.units.get(d)) for d in geo.dims)
-    ms = Multiscale(
-        version="0.5", axes=axes,
-        levels=(Level(ARRAY, tuple(geo.scale_vector()), tuple(geo.translation_vector())),),
-        name=name or (str(img.name) if img.name is not None else "image"),
-        omero=_omero_for(img, geo.channel_names),
-    )
+    ms = multiscale_for(img, [level_for(ARRAY, geo)], version="0.5", name=name, geo=geo)
     return wrap_ome(multiscales_attrs(ms, "0.5"), "0.5")
 
 
@@ -142,16 +136,6 @@ def _remove_stray_partials(path: Path) -> None:
     for p in path.rglob("*.partial"):
         if p.is_file():
             p.unlink(missing_ok=True)
-
-
-def _move_into_place(work: Path, final: Path) -> None:
-    if final.exists():
-        trash = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(final, trash)
-        os.replace(work, final)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(work, final)
 
 
 class _Progress:
@@ -206,13 +190,13 @@ def _convert(
     ``compute=False``: the target is created (or resumed) now; the phases and the finish
     are a Delayed (:func:`_deferred_phases`).
     """
+    check_codec(compressor, clevel)
     path = _store.local_path(location)
     if path is not None and path.suffix == ".zip":
         raise StoreError("cannot convert into a .zip in place; write a directory and zip it",
                          path=path)
     if path is not None:
-        if path.exists() and not overwrite:
-            raise OverwriteError("already exists; pass overwrite=True to replace it", path=path)
+        _store.check_free(path, overwrite=overwrite)
         work: Any = _partial_path(path)
     else:
         work = location
@@ -221,7 +205,7 @@ def _convert(
     if path is not None and old == final_attrs:  # finished, killed before the rename
         if not compute:
             return dask.delayed(_finish, pure=False)(None, None, work, path, None, location)
-        _move_into_place(work, path)
+        _store.move_into_place(work, path)
         return location
     old_vz = voxzarr_attrs(old) or None
     can_resume = (
@@ -235,27 +219,28 @@ def _convert(
                                  path=location)
     if path is not None and work.exists() and not can_resume:
         shutil.rmtree(work)  # our own partial from other options: start again
-    store = _store.open_store(work, mode="w", storage_options=storage_options)
+    root = open_write_group(work, mode="r+" if can_resume else "w",
+                            storage_options=storage_options)
+    store = root.store_path
     dims, shape, dtype = plan.dims, plan.shape, np.dtype(plan.dtype)
     if can_resume:
-        root = zarr.open_group(store, mode="r+")
         state = dict(old_vz)
         target = root[ARRAY]
         staging = root[STAGING] if plan.staging_chunks else None
     else:
         state = {**expected, "progress": {"phase": 0, "next": 0}}
-        root = zarr.open_group(store, mode="w", zarr_format=3)
         root.attrs.put({VOXZARR_KEY: state})  # marker first: this store is not complete
         target = zarr.create_array(
             store, name=ARRAY, shape=shape, dtype=dtype, chunks=plan.chunks,
-            shards=plan.shards, compressors=_codecs(compressor, clevel), fill_value=0,
+            shards=plan.shards, compressors=codecs("0.5", compressor, clevel), fill_value=0,
             dimension_names=list(dims), zarr_format=3,
         )
         staging = None
         if plan.staging_chunks:
             staging = zarr.create_array(
                 store, name=STAGING, shape=shape, dtype=dtype, chunks=plan.staging_chunks,
-                compressors=None if path is not None else _codecs("lz4", 1), fill_value=0,
+                compressors=None if path is not None else codecs("0.5", "lz4", 1),
+                fill_value=0,
                 zarr_format=3,
             )
     done = _Progress(root, state, plan)
@@ -296,7 +281,7 @@ def _finish(_done: Any, root: zarr.Group | None, work: Any, path: Path | None,
             _remove_stray_partials(work)
         root.attrs.put(final_attrs)  # metadata last: from here on the store reads as complete
     if path is not None:
-        _move_into_place(work, path)
+        _store.move_into_place(work, path)
     return location
 
 
@@ -363,8 +348,8 @@ def to_series(
     shards: Any = None,
     overwrite: bool = False,
     resume: bool = True,
-    compressor: str | None = "zstd",
-    clevel: int = 3,
+    compressor: str | None = DEFAULT_COMPRESSOR,
+    clevel: int = DEFAULT_CLEVEL,
     staging: bool | str = "auto",
     threads: int | None = None,
     name: str | None = None,
@@ -460,8 +445,8 @@ def to_images(
     shards: Any = None,
     overwrite: bool = False,
     resume: bool = True,
-    compressor: str | None = "zstd",
-    clevel: int = 3,
+    compressor: str | None = DEFAULT_COMPRESSOR,
+    clevel: int = DEFAULT_CLEVEL,
     staging: bool | str = "auto",
     threads: int | None = None,
     name: str | None = None,
@@ -478,20 +463,14 @@ def to_images(
     options are as for :func:`to_series`; until a ``compute=False`` write is computed the
     store does not open as an image.
     """
-    from ..io import _normalize_shape_arg
-
     img = _check_image(obj, "to_images")
     budget = parse_memory(memory)
     n = threads or _default_threads()
     reader = reader_for(img.data, n)
     dims = tuple(str(d) for d in img.dims)
-    ck = None if chunks is None else _normalize_shape_arg(chunks, dims, img.shape, "chunks")
-    sh = None
-    if shards is not None:
-        if ck is None:
-            raise ArgumentError("give chunks= with shards=", field="shards")
-        sh = _normalize_shape_arg(shards, dims, img.shape, "shards")
-        sh = tuple(max(s, c) // c * c for s, c in zip(sh, ck, strict=True))
+    if chunks is None and shards is not None:
+        raise ArgumentError("give chunks= with shards=", field="shards")
+    ck, sh = (None, None) if chunks is None else storage_units(dims, img.shape, chunks, shards)
     plan = _with_fewer_threads(
         lambda k: plan_to_images(dims, img.shape, img.dtype.itemsize, budget=budget,
                                  source_chunks=reader.chunks, chunks=ck, shards=sh, threads=k,
