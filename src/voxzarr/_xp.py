@@ -1,7 +1,8 @@
 """numpy / cupy dispatch: one place that knows whether an array lives on the GPU.
 
 CuPy is optional (the ``gpu`` extra). Everything here works without it: functions that need
-it raise :class:`~voxzarr.errors.VoxzarrError` with a clear message instead of ImportError.
+it raise :class:`~voxzarr.errors.DependencyError` with a clear message instead of a bare
+ImportError.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import VoxzarrError
+from .errors import ArgumentError, DependencyError
 
 __all__ = [
     "DEVICES",
@@ -77,16 +78,17 @@ def resolve_device(device: str, data: Any = None) -> str:
     """Turn ``"auto" | "cpu" | "gpu"`` into ``"cpu"`` or ``"gpu"``.
 
     ``"auto"`` picks the GPU when the data already lives there or a GPU is present.
-    ``"gpu"`` without CuPy or a device raises :class:`VoxzarrError`.
+    An unknown device is an :class:`ArgumentError`; ``"gpu"`` without CuPy or a device a
+    :class:`DependencyError`.
     """
     if device not in DEVICES:
-        raise VoxzarrError(f"device must be one of {DEVICES}, got {device!r}", field="device")
+        raise ArgumentError(f"device must be one of {DEVICES}, got {device!r}", field="device")
     on_gpu = is_cupy(getattr(data, "_meta", data))
     if device == "auto":
         return "gpu" if on_gpu or gpu_available() else "cpu"
     if device == "gpu" and not (on_gpu or gpu_available()):
-        raise VoxzarrError("device='gpu' needs CuPy and an NVIDIA GPU (pip install "
-                           "'voxzarr[gpu]'); use device='cpu' or 'auto'", field="device")
+        raise DependencyError("device='gpu' needs CuPy and an NVIDIA GPU (pip install "
+                              "'voxzarr[gpu]'); use device='cpu' or 'auto'", field="device")
     return device
 
 
@@ -279,3 +281,26 @@ def rechunk_in_memory(arr: Any, blocks: tuple[int, ...]) -> Any:
     from ._views import dask_view
 
     return dask_view(base, blocks)
+
+
+def run_now_on_gpu(src: Any, out: Any) -> Any | None:
+    """``out`` computed now, as a one-block view, when it is one task over one CuPy array.
+
+    For data already in GPU memory (``src`` merely slices one CuPy array:
+    :func:`whole_array`) and an output of a single block, the graph holds one GPU task
+    whose kernels take about a millisecond; handing it to dask's threaded scheduler later
+    costs more than that. Running it now on the synchronous scheduler (CuPy launches the
+    kernels asynchronously, so this returns at once) and returning a view of the result
+    keeps the call at the kernel's speed. Returns ``None`` (keep the lazy graph) otherwise.
+    """
+    import dask.array as da
+
+    if not (isinstance(out, da.Array) and out.npartitions == 1 and is_cupy(out._meta)):
+        return None
+    base = whole_array(src)
+    if base is None or not is_cupy(base):
+        return None
+    from ._views import dask_view
+
+    res = out.compute(scheduler="sync")
+    return dask_view(res, res.shape)

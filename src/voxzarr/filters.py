@@ -697,7 +697,10 @@ def apply_filter(
         (float32 / float64 for difference_of_gaussians). Chunks: ``obj``'s, except that
         CuPy-backed input filtered on the GPU runs on a few large blocks (the whole array
         when it fits in an eighth of free GPU memory; see
-        :func:`voxzarr._xp.gpu_block_chunks`), which the result keeps.
+        :func:`voxzarr._xp.gpu_block_chunks`), which the result keeps. When that is one
+        block over one CuPy array already in GPU memory, the filter runs at call time
+        (asynchronously on the current CuPy stream) and the result is a view of its output:
+        there is no graph left to schedule.
     """
     if not isinstance(obj, xr.DataArray):
         raise _bad(f"expects an image DataArray, got {type(obj).__name__}", "obj")
@@ -749,12 +752,40 @@ def _from_overlap(obj: xr.DataArray, kernel: _Kernel, depth: tuple[int, ...],
         src = da.from_array(src, chunks=default_chunks(obj.dims, obj.shape))
     on_gpu = kernel.device == "gpu" and _xp.is_cupy(src._meta)
     if on_gpu:  # data already on the GPU: run on a few large blocks (they stay large)
+        eager = _on_gpu_now(src, kernel, dtype)
+        if eager is not None:
+            return eager
         blocks = _xp.gpu_block_chunks(src)
         if blocks is not None:  # views of the array when it is one in GPU memory
             src = _xp.rechunk_in_memory(src, blocks)
     meta = _xp.empty_meta(src._meta if on_gpu else np.empty(0), src.ndim, dtype)
     return overlap_map(src, kernel, depth, periodic, dtype, meta=meta,
                        prefix="voxzarr-filter")
+
+
+def _on_gpu_now(src: da.Array, kernel: _Kernel, dtype: np.dtype) -> da.Array | None:
+    """Filter one CuPy array in GPU memory at call time, or ``None`` to build a graph.
+
+    When ``src`` merely slices one CuPy array (:func:`voxzarr._xp.whole_array`) that the
+    GPU block policy runs as a single block, the one task a graph would hold is this very
+    call: running it now (CuPy launches it asynchronously on the current stream, so the
+    call returns at once) saves the graph building and the scheduler's round trip, which
+    cost as much as the kernel. The result is the same one-block array a graph would give.
+    """
+    base = _xp.whole_array(src)
+    if base is None or not _xp.is_cupy(base):
+        return None
+    if src.npartitions > 1 and _xp.gpu_block_chunks(src) != tuple(src.shape):
+        return None  # too large for one block: several blocks need the overlap graph
+    if src.npartitions == 1 and _xp.gpu_block_chunks(src, shape=src.shape,
+                                                     dtype=dtype) is None:
+        return None
+    from ._views import dask_view
+
+    out = kernel(base)  # one block: edges by ``mode``, as the one-block graph does
+    if out.dtype != dtype:
+        out = out.astype(dtype, copy=False)
+    return dask_view(out, out.shape)
 
 
 def _from_halo(obj: xr.DataArray, kernel: _Kernel, depth: tuple[int, ...],

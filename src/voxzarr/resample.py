@@ -31,9 +31,16 @@ from dask.utils import parse_bytes
 from scipy import special
 
 from . import ndinterp
-from ._xp import dask_to_device, gpu_block_chunks, is_cupy, rechunk_in_memory, resolve_device
+from ._xp import (
+    dask_to_device,
+    gpu_block_chunks,
+    is_cupy,
+    rechunk_in_memory,
+    resolve_device,
+    run_now_on_gpu,
+)
 from .coords import SPATIAL, Geometry, combine_coords, geometry, make_coords
-from .errors import GeometryError, VoxzarrError
+from .errors import ArgumentError, GeometryError
 from .io import default_chunks
 
 __all__ = [
@@ -86,8 +93,8 @@ def _positive(value: Any, field: str) -> float:
 
 def _image(obj: Any) -> tuple[xr.DataArray, Geometry]:
     if not isinstance(obj, xr.DataArray):
-        raise VoxzarrError(f"expected an xarray.DataArray image, got {type(obj).__name__}",
-                           field="image")
+        raise ArgumentError(f"expected an xarray.DataArray image, got {type(obj).__name__}",
+                            field="image")
     geo = geometry(obj)
     if not geo.spatial_dims:
         raise GeometryError(f"no spatial axis in dims {geo.dims}", field="dims")
@@ -121,11 +128,11 @@ def _out_chunks(chunks: Any, dims: Sequence[str], shape: Sequence[int],
     else:
         values = tuple(int(c) for c in chunks)
         if len(values) != len(dims):
-            raise VoxzarrError(f"chunks needs {len(dims)} values for dims {tuple(dims)}, "
-                               f"got {chunks!r}", field="chunks")
+            raise ArgumentError(f"chunks needs {len(dims)} values for dims {tuple(dims)}, "
+                                f"got {chunks!r}", field="chunks")
         base = dict(zip(dims, values, strict=True))
     if any(v < 1 for v in base.values()):
-        raise VoxzarrError(f"chunk sizes must be >= 1, got {chunks!r}", field="chunks")
+        raise ArgumentError(f"chunk sizes must be >= 1, got {chunks!r}", field="chunks")
     return tuple(min(base[d], n) for d, n in zip(dims, shape, strict=True))
 
 
@@ -135,7 +142,7 @@ def _check_size(shape: Sequence[int], dtype: np.dtype, chunks: Any,
         parse_bytes(max_bytes) if isinstance(max_bytes, str) else int(max_bytes))
     nbytes = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
     if chunks is None and nbytes > limit:
-        raise VoxzarrError(
+        raise ArgumentError(
             f"the output would be {nbytes / 2**30:.1f} GiB (shape {tuple(shape)}), over the "
             f"{limit / 2**30:.1f} GiB limit; check voxel_size / zoom, or pass chunks= (and "
             "max_bytes=) to confirm", field="chunks")
@@ -168,6 +175,16 @@ def _prepare(obj: xr.DataArray, device: str, chunks: Any, dims: Sequence[str],
         return data, was_gpu, _out_chunks(chunks, dims, shape, data), None
     final = None if chunks is None or tuple(wanted) == tuple(out_blocks) else wanted
     return data, was_gpu, out_blocks, final
+
+
+def _now_or_later(data: da.Array, out: da.Array, final: Any) -> da.Array:
+    """The output in the chunks asked for; one block over an array in GPU memory is
+    computed at call time (:func:`voxzarr._xp.run_now_on_gpu`)."""
+    if final is None:
+        now = run_now_on_gpu(data, out)
+        if now is not None:
+            return now
+    return out if final is None else out.rechunk(final)
 
 
 def _wrap(obj: xr.DataArray, geo: Geometry, data: da.Array, scale: Mapping[str, float],
@@ -221,7 +238,9 @@ def resample(
         Output dask chunks: tuple, dict by dim, or one int for the spatial axes. Default:
         the input's chunk shape; for CuPy-backed input resampled on the GPU, a few large
         GPU blocks (the whole output when it fits in an eighth of free GPU memory; see
-        :func:`voxzarr._xp.gpu_block_chunks`).
+        :func:`voxzarr._xp.gpu_block_chunks`). When that is one block over one CuPy
+        array already in GPU memory, it is computed at call time (asynchronously on the
+        current CuPy stream): the result is a view of it, with no graph to schedule.
     labels
         Treat as a label image (order 0, no smoothing); default: ``"image-label"`` in attrs.
     max_bytes
@@ -314,8 +333,7 @@ def _resample(obj: xr.DataArray, geo: Geometry, target: Mapping[str, float], ord
     out = ndinterp.scale_translate(
         data, scale, offset, shape, order, out_chunks,
         mode=mode, cval=cval, output=obj.dtype, sigma=sigma)
-    if final is not None:
-        out = out.rechunk(final)
+    out = _now_or_later(data, out, final)
     return _wrap(obj, geo, out, new_scale, new_trans, was_gpu)
 
 
@@ -446,8 +464,7 @@ def _pull(obj: xr.DataArray, geo: Geometry, a_pull: np.ndarray, b_pull: np.ndarr
         out = ndinterp.affine_transform(data, matrix, offset, shape, order, out_chunks,
                                         mode=mode, cval=cval, prefilter=prefilter,
                                         output=obj.dtype, planes=axes_pl)
-    if final is not None:
-        out = out.rechunk(final)
+    out = _now_or_later(data, out, final)
     return _wrap(obj, geo, out, dict(zip(spatial, s_out.tolist(), strict=True)),
                  dict(zip(spatial, t_out.tolist(), strict=True)), was_gpu)
 

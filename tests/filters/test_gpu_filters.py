@@ -119,3 +119,23 @@ def test_gpu_cupy_backed_input_stays_on_gpu():
     assert isinstance(res, cupy.ndarray)
     np.testing.assert_array_equal(res.get(), _whole_cupyx(arr, "median", {"size": 3},
                                                           "reflect"))
+
+
+@pytest.mark.parametrize("mode", ["reflect", "wrap"])
+@pytest.mark.parametrize("chunks", [12, 24])
+def test_gpu_array_in_gpu_memory_is_filtered_at_call_time(mode, chunks):
+    """CuPy data that is one array in GPU memory runs now, as one block: no graph to
+    schedule, and the same values as whole-array cupyx (wrap: periodic edges too)."""
+    import cupy
+    import dask.array as da
+
+    arr = _image("float32", seed=4)
+    data = da.from_array(cupy.asarray(arr), chunks=chunks)
+    out = vz.from_array(data, "zyx").vox.filter("gaussian", sigma=2.0, mode=mode,
+                                                device="gpu")
+    assert out.data.npartitions == 1
+    assert out.data.name.startswith("voxzarr-view-")  # a view of the result, not a graph
+    res = out.data.compute()
+    assert isinstance(res, cupy.ndarray)
+    np.testing.assert_array_equal(res.get(), _whole_cupyx(arr, "gaussian", {"sigma": 2.0},
+                                                          mode))

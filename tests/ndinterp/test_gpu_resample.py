@@ -157,3 +157,24 @@ def test_short_axes_prefilter_like_scipy_on_gpu(order, mode, n):
     out = ndinterp.affine_transform(gpu, m, [0.3, 0.5, 1.0], order=order, mode=mode).compute()
     ref = ndi.affine_transform(data, m, [0.3, 0.5, 1.0], order=order, mode=mode)
     np.testing.assert_allclose(cupy.asnumpy(out), ref, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("chunks", [(8, 64, 64), (16, 64, 64)])
+def test_array_in_gpu_memory_is_resampled_at_call_time(chunks, monkeypatch):
+    """One CuPy array in GPU memory, one output block: computed now (a view of the result,
+    no graph to schedule), with the values of the lazy path."""
+    rng = np.random.default_rng(5)
+    host = rng.random((16, 64, 64)).astype(np.float32)
+    dev = da.from_array(cupy.asarray(host), chunks=chunks, asarray=False)
+    img = vz.from_array(dev, "zyx", voxel_size={"z": 1.0, "y": 0.25, "x": 0.25})
+    now = img.vox.to_isotropic(device="gpu")
+    assert now.data.npartitions == 1
+    assert now.data.name.startswith("voxzarr-view-")
+    got = now.data.compute()
+    assert isinstance(got, cupy.ndarray)
+    monkeypatch.setenv("VOXZARR_GPU_BLOCKS", "0")  # the lazy, chunked path
+    lazy = img.vox.to_isotropic(device="gpu")
+    assert not lazy.data.name.startswith("voxzarr-view-")
+    want = lazy.data.compute()
+    np.testing.assert_array_equal(got.get(), want.get())
+    np.testing.assert_array_equal(now.coords["z"].values, lazy.coords["z"].values)
