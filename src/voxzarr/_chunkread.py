@@ -23,6 +23,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import product
+from operator import getitem
 from pathlib import Path
 from typing import Any
 
@@ -321,6 +322,9 @@ def _assemble(results: Any, chunks: tuple[tuple[int, ...], ...], dtype: np.dtype
         from dask.array.core import finalize
 
         return finalize(results)
+    whole = _tiled_views_of(blocks, slices_from_chunks(chunks))
+    if whole is not None:  # the chunks are views of one whole read: nothing to copy
+        return whole
     out = np.empty(tuple(map(sum, chunks)), dtype=dtype)
 
     def put(item: tuple[tuple[slice, ...], np.ndarray]) -> None:
@@ -328,6 +332,30 @@ def _assemble(results: Any, chunks: tuple[tuple[int, ...], ...], dtype: np.dtype
 
     pmap(put, list(zip(slices_from_chunks(chunks), blocks, strict=True)))
     return out
+
+
+def _tiled_views_of(blocks: list[np.ndarray],
+                    slices: list[tuple[slice, ...]]) -> np.ndarray | None:
+    """The array the blocks are views of, if each block is exactly its own slice of it
+    (what :meth:`StoredArray.__dask_optimize__` produces); else None."""
+    base = blocks[0].base
+    if not isinstance(base, np.ndarray) or base.ndim != blocks[0].ndim:
+        return None
+    start = base.__array_interface__["data"][0]
+    for b, sl in zip(blocks, slices, strict=True):
+        want = tuple(s.stop - s.start for s in sl)
+        offset = sum(s.start * st for s, st in zip(sl, base.strides, strict=True))
+        if (b.base is not base or b.shape != want or b.strides != base.strides
+                or b.__array_interface__["data"][0] != start + offset):
+            return None
+    total = tuple(sl.stop for sl in slices[-1])
+    return base if base.shape == total else None
+
+
+def _read_box(reader: Any, box: tuple[slice, ...]) -> np.ndarray:
+    # an array that owns its memory, so the chunk views taken of it share one base
+    out = np.asarray(reader[box])
+    return out if out.base is None and out.flags.c_contiguous else np.array(out)
 
 
 def stored_dask_array(reader: Any, chunks: Any, name: str) -> Any:
@@ -385,3 +413,28 @@ class StoredArray(da.Array):
 
     def __dask_postcompute__(self) -> Any:
         return _assemble, (self.chunks, self.dtype)
+
+    def __dask_optimize__(self, dsk: Any, keys: Any, **kwargs: Any) -> Any:
+        """Computed in this process, the box is read whole like ``.values`` (every chunk
+        fetched and decoded at once on the codec pool) and each chunk's task becomes a view
+        of that one read, so ``compute()`` runs no per-chunk reads and, in
+        :func:`_assemble`, no concatenation. Under a ``dask.distributed`` client the
+        ordinary per-chunk graph runs, so the workers read."""
+        from dask.array.core import slices_from_chunks
+        from dask.core import flatten
+        from dask.optimization import cull
+        from dask.utils import ensure_dict
+
+        from ._cluster import current_client
+
+        own = list(flatten(self.__dask_keys__()))
+        if current_client() is not None or len(own) == 1:
+            return da.Array.__dask_optimize__(dsk, keys, **kwargs)
+        box = tuple(slice(o, o + n) for o, n in zip(self._voxzarr_origin, self.shape,
+                                                    strict=True))
+        whole = (f"{self.name}-whole",)
+        graph = ensure_dict(dsk)
+        graph[whole] = (_read_box, self._voxzarr_reader, box)
+        for key, sl in zip(own, slices_from_chunks(self.chunks), strict=True):
+            graph[key] = (getitem, whole, sl)
+        return cull(graph, list(flatten(keys)))[0]

@@ -106,7 +106,8 @@ def from_array(
         Dimension names in NGFF order, e.g. ``"zyx"`` or ``("t", "c", "y", "x")``.
     voxel_size
         Spacing per axis (``{"z": 1.0, "y": 0.202, "x": 0.202}``; ``"t"`` for the frame
-        interval), or one number for every spatial axis. Missing axes get 1.0.
+        interval), one number per spatial axis in ``dims`` order (``(1.0, 0.202, 0.202)``
+        for ``"zyx"``), or one number for every spatial axis. Missing axes get 1.0.
     units
         Unit of the spatial axes (one name, or one per axis). ``"um"`` etc. are normalised.
     translation
@@ -123,7 +124,7 @@ def from_array(
     elif isinstance(voxel_size, Mapping):
         scale = {str(k): float(v) for k, v in voxel_size.items()}
     else:
-        scale = {d: float(voxel_size) for d in spatial}
+        scale = _voxel_size_per_axis(voxel_size, spatial)
     for k in scale:
         if k not in dims_t or k == "c":
             raise GeometryError(f"voxel_size given for {k!r}, which is not a physical axis of "
@@ -136,6 +137,25 @@ def from_array(
     coords = make_coords(dims_t, np.shape(arr), scale, translation, unit_map, channel_names)
     out = xr.DataArray(arr, dims=dims_t, coords=coords, attrs=dict(attrs or {}))
     out.name = name  # xarray would otherwise take a dask array's key as the name
+    return out
+
+
+def _voxel_size_per_axis(voxel_size: Any, spatial: list[str]) -> dict[str, float]:
+    """One number for every spatial axis, or a sequence of one per spatial axis in order."""
+    if isinstance(voxel_size, Sequence) and not isinstance(voxel_size, str):
+        if len(voxel_size) != len(spatial):
+            raise ArgumentError(
+                f"voxel_size has {len(voxel_size)} values for the {len(spatial)} spatial "
+                f"axes {''.join(spatial)!r}: give one per spatial axis, one number for all, "
+                "or a mapping such as {'z': 1.0}", field="voxel_size")
+        values = list(voxel_size)
+    else:
+        values = [voxel_size] * len(spatial)
+    try:
+        out = {d: float(v) for d, v in zip(spatial, values, strict=True)}
+    except (TypeError, ValueError):
+        raise ArgumentError(f"voxel_size must be numbers, got {voxel_size!r}",
+                            field="voxel_size") from None
     return out
 
 
@@ -303,6 +323,11 @@ def open_image(
         Open ``labels/<label>`` instead of the image.
     chunks
         Dask chunks (for the returned dims); default the stored shard (or chunk) shape.
+    storage_options
+        Options for the fsspec filesystem of a URL (``endpoint_url``, ``anon``...). For
+        ``s3://`` voxzarr reads with s3fs's ``max_concurrency=1`` unless given here: it
+        sends all chunk requests at once itself, and s3fs's default would add a HEAD
+        request before every chunk.
 
     Returns
     -------

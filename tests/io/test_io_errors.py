@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import zarr
 
 import voxzarr as vz
 from voxzarr.errors import (
+    ArgumentError,
     ChunkError,
     GeometryError,
     MetadataError,
@@ -121,6 +123,8 @@ def test_corrupt_chunk_names_chunk(store):
         img.values  # noqa: B018
     assert "(1, 0, 1)" in str(info.value)
     assert "img.ome.zarr/0" in str(info.value)
+    with pytest.raises(ChunkError, match=re.escape("(1, 0, 1)")):
+        img.compute()
 
 
 def test_refuses_to_overwrite_and_keeps_old_data(store):
@@ -210,3 +214,19 @@ def test_wrong_series_and_well(tmp_path, data_dir):
     with pytest.raises(MetadataError, match="no well") as info:
         vz.open_image(plate, well="Z/9")
     assert info.value.field == "plate.wells"
+
+
+@pytest.mark.parametrize(("voxel_size", "message"), [
+    ((1.0, 2.0), "2 values for the 3 spatial axes 'zyx'"),
+    (("a", 1, 1), "must be numbers"),
+    ([None], "1 values for the 3"),
+])
+def test_from_array_bad_voxel_size(voxel_size, message):
+    with pytest.raises(ArgumentError, match=re.escape(message)) as info:
+        vz.from_array(np.zeros((2, 3, 4)), "zyx", voxel_size=voxel_size)
+    assert info.value.field == "voxel_size"
+
+
+def test_from_array_voxel_size_in_axis_order():
+    img = vz.from_array(np.zeros((3, 2, 3, 4)), "tzyx", voxel_size=[2.0, 0.5, 0.25])
+    assert img.vox.voxel_size == {"z": 2.0, "y": 0.5, "x": 0.25}

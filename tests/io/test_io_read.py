@@ -121,3 +121,37 @@ def test_boxes_of_an_opened_image_read_directly(tmp_path):
                         (img.isel(z=3), data[3]), (img + 1, data + 1)):
         assert not isinstance(other.data, StoredArray)
         np.testing.assert_array_equal(other.values, want)
+
+
+def test_compute_of_an_opened_image_is_one_direct_read(tmp_path, monkeypatch):
+    """``compute()`` of an opened image or a box of it reads the box once (like ``.values``)
+    and returns it without concatenating chunks; computed beside a derived array, both are
+    right; with ``optimize_graph=False`` the per-chunk graph gives the same values."""
+    import dask
+
+    from voxzarr import _chunkread
+
+    rng = np.random.default_rng(6)
+    data = rng.integers(0, 4000, size=(9, 40, 33), dtype="uint16")
+    vz.from_array(data, "zyx", voxel_size=1.0).vox.to_ome_zarr(
+        tmp_path / "a.ome.zarr", chunks=(4, 16, 16), progress=False)
+    img = vz.open_image(tmp_path / "a.ome.zarr")
+    boxes = []
+    real = _chunkread._read_box
+    monkeypatch.setattr(_chunkread, "_read_box",
+                        lambda reader, box: boxes.append(box) or real(reader, box))
+    np.testing.assert_array_equal(img.compute().values, data)
+    assert boxes == [(slice(0, 9), slice(0, 40), slice(0, 33))]
+    boxes.clear()
+    sub = img.isel(z=slice(1, 7), x=slice(5, 30))
+    got = sub.data.compute()
+    np.testing.assert_array_equal(got, data[1:7, :, 5:30])
+    assert boxes == [(slice(1, 7), slice(0, 40), slice(5, 30))]
+    assert got.base is None or got.base.shape == got.shape  # the read itself, not a copy
+    boxes.clear()
+    a, b = dask.compute(img.data, img.data.astype("int32") + 1)
+    np.testing.assert_array_equal(a, data)
+    np.testing.assert_array_equal(b, data.astype("int32") + 1)
+    boxes.clear()
+    np.testing.assert_array_equal(dask.compute(img.data, optimize_graph=False)[0], data)
+    assert boxes == []
