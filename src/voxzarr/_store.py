@@ -131,8 +131,9 @@ def open_store(location: Any, *, mode: str = "r", storage_options: dict | None =
     path = local_path(location)
     if path is None:
         return zarr.storage.FsspecStore.from_url(
-            str(location), storage_options=storage_options, read_only=read_only
-        )
+            str(location), storage_options=_remote_options(str(location), storage_options,
+                                                           read_only),
+            read_only=read_only)
     if path.suffix == ".zip" and read_only:
         if not path.exists():
             raise StoreError("no such file", path=path)
@@ -140,6 +141,27 @@ def open_store(location: Any, *, mode: str = "r", storage_options: dict | None =
     if read_only and not path.exists():
         raise StoreError("no such file or directory", path=path)
     return zarr.storage.LocalStore(path, read_only=read_only)
+
+
+#: URL schemes served by s3fs, whose ``max_concurrency`` voxzarr sets for reading
+_S3_SCHEMES = ("s3", "s3a")
+
+
+def _remote_options(url: str, storage_options: dict | None, read_only: bool) -> dict | None:
+    """``storage_options`` for an fsspec URL, with voxzarr's default for S3 reads.
+
+    s3fs splits a whole-object GET into concurrent range requests when ``max_concurrency``
+    is above 1 (its default is 10), and to decide it first sends a HEAD for the object's
+    size: one extra round trip before every chunk. voxzarr already fetches all the chunks
+    of a read at once, so reading with ``max_concurrency=1`` keeps the concurrency and drops
+    the HEADs (half the requests of a full read). A value the caller gives is kept.
+    """
+    scheme = url.split("://", 1)[0].lower()
+    if not read_only or scheme not in _S3_SCHEMES:
+        return storage_options
+    opts = dict(storage_options or {})
+    opts.setdefault("max_concurrency", 1)
+    return opts
 
 
 def open_root(location: Any, *, storage_options: dict | None = None) -> zarr.Group:

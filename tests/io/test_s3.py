@@ -163,6 +163,28 @@ def test_halo_filter_on_s3_reads_each_stored_chunk_once(s3: S3):
     assert set(s3.gets(f"{prefix}/halo/0/c/").values()) == {1}
 
 
+def test_reads_send_one_get_per_chunk_and_no_head(s3: S3):
+    """s3fs's default (``max_concurrency=10``) sends a HEAD before every whole-object GET;
+    voxzarr reads with ``max_concurrency=1`` unless told otherwise, since it fetches all
+    chunks of a read at once itself. A value the caller gives is kept."""
+    img = _image(shape=(16, 32, 32))
+    url = s3.url()
+    vz.to_ome_zarr(img, url, chunks=16, storage_options=s3.storage_options)
+    prefix = url.removeprefix(f"s3://{s3.bucket}/") + "/0/c/"
+
+    def chunk_requests(method: str) -> int:
+        with s3.log._lock:
+            return sum(1 for m, k, _ in s3.log.records if m == method and k.startswith(prefix))
+
+    for options, heads in ((s3.storage_options, 0),
+                           ({**s3.storage_options, "max_concurrency": 4}, 4)):
+        opened = vz.open_image(url, storage_options=options)
+        s3.clear_log()
+        np.testing.assert_array_equal(opened.values, img.values)
+        assert chunk_requests("GET") == 4  # (1, 2, 2) chunks
+        assert chunk_requests("HEAD") == heads
+
+
 def test_pyramid_on_s3_matches_local(s3: S3, tmp_path):
     img = _image(shape=(16, 64, 64))
     url = s3.url()
