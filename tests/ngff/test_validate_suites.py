@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -365,8 +366,12 @@ def test_example_store_validate_and_open_image_agree(ngff_dir, tmp_path, folder,
         want_default = True
     assert r.valid is want_default, r.message
     try:
-        vz.open_image(store)
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            vz.open_image(store)
         opened = None
+        # the one warning a valid store may give: axes stored out of canonical order
+        assert all("axes are stored in the order" in str(w.message) for w in said), said
     except VoxzarrError as err:
         opened = err
     assert (opened is None) is r.valid, f"validate: {r.message}\nopen_image: {opened}"
