@@ -6,7 +6,7 @@ access (see :mod:`voxzarr.coords`), so it can never go stale.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import xarray as xr
@@ -89,8 +89,8 @@ class VoxAccessor:
 
         return to_isotropic(self._obj, voxel_size=voxel_size, zoom=zoom, order=order, **kwargs)
 
-    def resample(self, voxel_size: Mapping[str, float] | float, order: int = 1,
-                 **kwargs: Any) -> xr.DataArray:
+    def resample(self, voxel_size: Mapping[str, float] | Sequence[float] | float,
+                 order: int = 1, **kwargs: Any) -> xr.DataArray:
         """Resample to any voxel size; see :func:`voxzarr.resample.resample`."""
         from .resample import resample
 

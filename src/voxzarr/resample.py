@@ -205,7 +205,7 @@ def _wrap(obj: xr.DataArray, geo: Geometry, data: da.Array, scale: Mapping[str, 
 # --------------------------------------------------------------------------- resampling
 def resample(
     obj: xr.DataArray,
-    voxel_size: Mapping[str, float] | float,
+    voxel_size: Mapping[str, float] | Sequence[float] | float,
     order: int = 1,
     *,
     mode: str = "nearest",
@@ -223,8 +223,9 @@ def resample(
     obj
         Image with physical coordinates on its spatial axes (any of ``t, c, z, y, x``).
     voxel_size
-        Target spacing: one number for every spatial axis, or ``{"z": 0.5}`` (axes not named
-        keep theirs), in each axis' own unit.
+        Target spacing: one number for every spatial axis, one per spatial axis in dims
+        order (``(1.0, 0.5, 0.5)`` for ``z, y, x``), or ``{"z": 0.5}`` (axes not named keep
+        theirs), in each axis' own unit.
     order
         Spline order 0-5 (1 = (tri)linear). Forced to 0 for label images.
     mode, cval
@@ -260,6 +261,13 @@ def resample(
                                 f"{geo.dims}", field="voxel_size")
         target = {d: _positive(voxel_size.get(d, geo.scale[d]), f"voxel_size.{d}")
                   for d in spatial}
+    elif isinstance(voxel_size, Sequence) and not isinstance(voxel_size, str):
+        if len(voxel_size) != len(spatial):
+            raise GeometryError(f"voxel_size has {len(voxel_size)} values for the spatial "
+                                f"axes {spatial}: give one per spatial axis, one number "
+                                "for all, or a mapping such as {'z': 0.5}", field="voxel_size")
+        target = {d: _positive(v, f"voxel_size.{d}")
+                  for d, v in zip(spatial, voxel_size, strict=True)}
     else:
         v = _positive(voxel_size, "voxel_size")
         target = {d: v for d in spatial}
@@ -300,6 +308,10 @@ def isotropic_voxel_size(obj: xr.DataArray, voxel_size: float | None = None,
                             "convert them to one unit first (img.vox.set_voxel_size)",
                             field="units")
     z = _positive(zoom, "zoom")
+    if isinstance(voxel_size, Sequence | Mapping) and not isinstance(voxel_size, str):
+        raise GeometryError(f"to_isotropic takes one cube side, got {voxel_size!r}; "
+                            "resample(voxel_size=...) takes one spacing per axis",
+                            field="voxel_size")
     v = min(geo.scale[d] for d in spatial) if voxel_size is None else _positive(
         voxel_size, "voxel_size")
     return v / z

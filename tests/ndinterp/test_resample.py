@@ -287,12 +287,29 @@ def test_affine_anti_alias_damps_a_nyquist_pattern():
     ({"mode": "edge"}, "mode"),
     ({"order": 7}, "order"),
     ({"device": "tpu"}, "device"),
+    ({"voxel_size": (1.0, 1.0, 1.0)}, "voxel_size"),
 ])
 def test_bad_parameters(kwargs, field):
     img = vz.from_array(np.zeros((4, 5, 6), np.float32), "zyx", voxel_size=1.0)
     with pytest.raises(VoxzarrError) as err:
         img.vox.to_isotropic(**kwargs).compute()
     assert err.value.field == field
+
+
+def test_resample_voxel_size_per_axis_in_dims_order():
+    rng = np.random.default_rng(3)
+    img = vz.from_array(rng.random((6, 8, 10)).astype(np.float32), "zyx",
+                        voxel_size=(2.0, 1.0, 1.0))
+    by_order = img.vox.resample((1.0, 0.5, 2.0))
+    by_name = img.vox.resample({"z": 1.0, "y": 0.5, "x": 2.0})
+    assert by_order.vox.voxel_size == {"z": 1.0, "y": 0.5, "x": 2.0}
+    xr.testing.assert_identical(by_order, by_name)
+    with pytest.raises(GeometryError, match="2 values for the spatial axes") as err:
+        img.vox.resample((1.0, 0.5))
+    assert err.value.field == "voxel_size"
+    with pytest.raises(GeometryError) as err:
+        img.vox.resample((1.0, 0.5, 0.0))
+    assert err.value.field == "voxel_size.x"
 
 
 def test_missing_voxel_size_and_bad_dims():
