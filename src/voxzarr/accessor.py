@@ -62,12 +62,16 @@ class VoxAccessor:
 
     def set_voxel_size(
         self,
-        voxel_size: Mapping[str, float] | float | None = None,
+        voxel_size: Mapping[str, float] | Sequence[float] | float | None = None,
         *,
         units: Mapping[str, str | None] | str | None = None,
-        origin: Mapping[str, float] | None = None,
+        origin: Mapping[str, float] | Sequence[float] | None = None,
     ) -> xr.DataArray:
-        """Return a copy with new voxel size, units and/or origin (first voxel centre)."""
+        """Return a copy with new voxel size, units and/or origin (first voxel centre).
+
+        ``voxel_size`` and ``origin`` are mappings by axis or one value per spatial axis in
+        dims order; one number for ``voxel_size`` (or ``units``) sets every spatial axis.
+        """
         return _coords.with_geometry(self._obj, scale=voxel_size, translation=origin,
                                      units=units)
 

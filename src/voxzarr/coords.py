@@ -17,12 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from ._dims import AXIS_TYPES, DIM_ORDER, SPATIAL
-from .errors import GeometryError
+from .errors import ArgumentError, GeometryError
 from .gridindex import grid_coordinate, spacing_of_single
 from .units import normalize_unit
 
@@ -277,32 +278,65 @@ def geometry(obj: xr.DataArray, *, path: object = None,
     return Geometry(dims, shape, scale, translation, units, channel_names)
 
 
+def check_axes(mapping: Mapping[str, Any], field: str, physical: Sequence[str]) -> None:
+    """A clear error naming ``field`` if ``mapping`` has a key that is not in ``physical``."""
+    unknown = [k for k in mapping if k not in physical]
+    if unknown:
+        raise GeometryError(f"{field} given for {unknown}, which are not physical axes of "
+                            f"{''.join(physical)!r}", field=field)
+
+
+def per_axis(value: Any, field: str, spatial: Sequence[str],
+             physical: Sequence[str], *,
+              scalar: bool = True) -> dict[str, float]:
+    """Numbers per axis from a mapping (any physical axis), a sequence (one per spatial axis
+    in dims order) or, where ``scalar``, one number for every spatial axis."""
+    if isinstance(value, Mapping):
+        check_axes(value, field, physical)
+        items = [(str(k), v) for k, v in value.items()]
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) != len(spatial):
+            raise ArgumentError(
+                f"{field} has {len(value)} values for the {len(spatial)} spatial axes "
+                f"{''.join(spatial)!r}: give one per spatial axis"
+                + (", one number for all" if scalar else "") + ", or a mapping such as "
+                "{'z': 1.0}", field=field)
+        items = list(zip(spatial, value, strict=True))
+    elif scalar:
+        items = [(d, value) for d in spatial]
+    else:
+        raise ArgumentError(f"{field} must be a mapping such as {{'z': 1.0}} or one number "
+                            f"per spatial axis, got {value!r}", field=field)
+    try:
+        return {k: float(v) for k, v in items}
+    except (TypeError, ValueError):
+        raise ArgumentError(f"{field} must be numbers, got {value!r}", field=field) from None
+
+
 def with_geometry(
     obj: xr.DataArray,
     *,
-    scale: Mapping[str, float] | float | None = None,
-    translation: Mapping[str, float] | None = None,
+    scale: Mapping[str, float] | Sequence[float] | float | None = None,
+    translation: Mapping[str, float] | Sequence[float] | None = None,
     units: Mapping[str, str | None] | str | None = None,
 ) -> xr.DataArray:
     """Return ``obj`` with new coordinates for the given axes; others keep theirs.
 
-    A scalar ``scale`` or ``units`` applies to every spatial axis. An axis given a new
+    A scalar ``scale`` or ``units`` applies to every spatial axis; a sequence ``scale`` or
+    ``translation`` gives one value per spatial axis in dims order. An axis given a new
     ``scale`` may be one whose spacing is unknown (a single sample whose index was dropped).
     """
     named = scale if isinstance(scale, Mapping) else (SPATIAL if scale is not None else ())
     geo = geometry(obj, unknown_ok=named)
     spatial = geo.spatial_dims
-    if scale is not None and not isinstance(scale, Mapping):
-        scale = {d: float(scale) for d in spatial}
+    physical = [d for d in geo.dims if d != "c"]
+    scale = {} if scale is None else per_axis(scale, "voxel_size", spatial, physical)
+    translation = ({} if translation is None else
+                   per_axis(translation, "origin", spatial, physical, scalar=False))
     if isinstance(units, str):
         units = {d: units for d in spatial}
-    scale = dict(scale or {})
-    translation = dict(translation or {})
     units = dict(units or {})
-    for name in (*scale, *translation, *units):
-        if name not in geo.dims or name == "c":
-            raise GeometryError(f"no axis {name!r} with a physical size in dims {geo.dims}",
-                                field=name)
+    check_axes(units, "units", physical)
     new = []
     for dim in sorted(set(scale) | set(translation) | set(units), key=DIM_ORDER.index):
         new.append(axis_coord(

@@ -53,8 +53,8 @@ from ._write import (  # writing and chunk policy, below io and pyramid; re-expo
 from ._write import aligned_dask as _aligned_dask  # noqa: F401  (their names before the split)
 from ._write import normalize_shape_arg as _normalize_shape_arg  # noqa: F401
 from ._write import omero_for as _omero_for  # noqa: F401
-from .coords import SPATIAL, combine_coords, make_coords, parse_dims
-from .errors import ArgumentError, ChunkError, GeometryError, StoreError
+from .coords import SPATIAL, check_axes, combine_coords, make_coords, parse_dims, per_axis
+from .errors import ArgumentError, ChunkError, StoreError
 from .ngff import Level, Multiscale, wrap_ome
 from .ngff.emit import levels_with_method
 
@@ -88,9 +88,9 @@ def from_array(
     arr: Any,
     dims: str | Sequence[str],
     *,
-    voxel_size: Mapping[str, float] | float | None = None,
+    voxel_size: Mapping[str, float] | Sequence[float] | float | None = None,
     units: Mapping[str, str] | str | None = "micrometer",
-    translation: Mapping[str, float] | None = None,
+    translation: Mapping[str, float] | Sequence[float] | None = None,
     time_unit: str | None = "second",
     channel_names: Sequence[str] | None = None,
     name: str | None = None,
@@ -111,7 +111,8 @@ def from_array(
     units
         Unit of the spatial axes (one name, or one per axis). ``"um"`` etc. are normalised.
     translation
-        Physical position of the *centre* of the first voxel per axis (default 0).
+        Physical position of the *centre* of the first voxel per axis (default 0): a mapping
+        (``{"z": 10.0}``) or one number per spatial axis in ``dims`` order.
     time_unit
         Unit of the ``t`` axis when there is one.
     channel_names
@@ -119,43 +120,21 @@ def from_array(
     """
     dims_t = parse_dims(dims, ndim=np.ndim(arr))
     spatial = [d for d in dims_t if d in SPATIAL]
-    if voxel_size is None:
-        scale: dict[str, float] = {}
-    elif isinstance(voxel_size, Mapping):
-        scale = {str(k): float(v) for k, v in voxel_size.items()}
+    physical = [d for d in dims_t if d != "c"]
+    scale = {} if voxel_size is None else per_axis(voxel_size, "voxel_size", spatial,
+                                                    physical)
+    offset = {} if translation is None else per_axis(translation, "translation", spatial,
+                                                     physical, scalar=False)
+    if isinstance(units, Mapping):
+        check_axes(units, "units", physical)
+        unit_map: dict[str, str | None] = dict(units)
     else:
-        scale = _voxel_size_per_axis(voxel_size, spatial)
-    for k in scale:
-        if k not in dims_t or k == "c":
-            raise GeometryError(f"voxel_size given for {k!r}, which is not a physical axis of "
-                                f"{''.join(dims_t)!r}", field="voxel_size")
-    unit_map: dict[str, str | None] = (
-        dict(units) if isinstance(units, Mapping) else {d: units for d in spatial}
-    )
+        unit_map = {d: units for d in spatial}
     if "t" in dims_t:
         unit_map.setdefault("t", time_unit)
-    coords = make_coords(dims_t, np.shape(arr), scale, translation, unit_map, channel_names)
+    coords = make_coords(dims_t, np.shape(arr), scale, offset, unit_map, channel_names)
     out = xr.DataArray(arr, dims=dims_t, coords=coords, attrs=dict(attrs or {}))
     out.name = name  # xarray would otherwise take a dask array's key as the name
-    return out
-
-
-def _voxel_size_per_axis(voxel_size: Any, spatial: list[str]) -> dict[str, float]:
-    """One number for every spatial axis, or a sequence of one per spatial axis in order."""
-    if isinstance(voxel_size, Sequence) and not isinstance(voxel_size, str):
-        if len(voxel_size) != len(spatial):
-            raise ArgumentError(
-                f"voxel_size has {len(voxel_size)} values for the {len(spatial)} spatial "
-                f"axes {''.join(spatial)!r}: give one per spatial axis, one number for all, "
-                "or a mapping such as {'z': 1.0}", field="voxel_size")
-        values = list(voxel_size)
-    else:
-        values = [voxel_size] * len(spatial)
-    try:
-        out = {d: float(v) for d, v in zip(spatial, values, strict=True)}
-    except (TypeError, ValueError):
-        raise ArgumentError(f"voxel_size must be numbers, got {voxel_size!r}",
-                            field="voxel_size") from None
     return out
 
 

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import voxzarr as vz
-from voxzarr.errors import GeometryError
+from voxzarr.errors import ArgumentError, GeometryError
 from voxzarr.gridindex import GRID_ATTR, GridIndex
 
 SPACINGS = st.sampled_from([0.202, 0.5, 1.0, 2.0, 3.7])
@@ -229,3 +229,20 @@ def test_written_scale_matches_hand_value(tmp_path_factory, n, s, t0, stride):
     img.vox.to_ome_zarr(path)
     back = vz.open_image(path)
     _check(back, stride * s, t0)
+
+
+def test_set_voxel_size_and_origin_per_axis_in_dims_order():
+    img = vz.from_array(np.zeros((2, 3, 4)), "zyx", voxel_size=1)
+    out = img.vox.set_voxel_size((2.0, 0.5, 0.25), origin=(10.0, 1.0, -1.0))
+    assert out.vox.voxel_size == {"z": 2.0, "y": 0.5, "x": 0.25}
+    assert out.vox.origin == {"z": 10.0, "y": 1.0, "x": -1.0}
+    with pytest.raises(GeometryError, match="not physical axes") as info:
+        img.vox.set_voxel_size({"q": 1.0})
+    assert info.value.field == "voxel_size"
+    with pytest.raises(ArgumentError, match="must be numbers") as info:
+        img.vox.set_voxel_size({"z": "thin"})
+    assert info.value.field == "voxel_size"
+    with pytest.raises(ArgumentError, match="2 values for the 3") as info:
+        img.vox.set_voxel_size(origin=(1.0, 2.0))
+    assert info.value.field == "origin"
+

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import xarray as xr
 import zarr
 
 import voxzarr as vz
@@ -217,7 +218,7 @@ def test_wrong_series_and_well(tmp_path, data_dir):
 
 
 @pytest.mark.parametrize(("voxel_size", "message"), [
-    ((1.0, 2.0), "2 values for the 3 spatial axes 'zyx'"),
+    ((1.0, 2.0), "voxel_size has 2 values for the 3 spatial axes 'zyx'"),
     (("a", 1, 1), "must be numbers"),
     ([None], "1 values for the 3"),
 ])
@@ -228,5 +229,26 @@ def test_from_array_bad_voxel_size(voxel_size, message):
 
 
 def test_from_array_voxel_size_in_axis_order():
-    img = vz.from_array(np.zeros((3, 2, 3, 4)), "tzyx", voxel_size=[2.0, 0.5, 0.25])
+    img = vz.from_array(np.zeros((3, 2, 3, 4)), "tzyx", voxel_size=[2.0, 0.5, 0.25],
+                        translation=(10.0, 1.0, -1.0))
     assert img.vox.voxel_size == {"z": 2.0, "y": 0.5, "x": 0.25}
+    assert (img.z.values[0], img.y.values[0], img.x.values[0]) == (10.0, 1.0, -1.0)
+    same = vz.from_array(np.zeros((3, 2, 3, 4)), "tzyx",
+                         voxel_size={"z": 2.0, "y": 0.5, "x": 0.25},
+                         translation={"z": 10.0, "y": 1.0, "x": -1.0})
+    xr.testing.assert_identical(img, same)
+
+
+@pytest.mark.parametrize(("kwargs", "cls", "field", "message"), [
+    ({"voxel_size": {"q": 1.0}}, GeometryError, "voxel_size", "['q'], which are not"),
+    ({"voxel_size": {"c": 1.0}}, GeometryError, "voxel_size", "['c'], which are not"),
+    ({"voxel_size": {"z": "thin"}}, ArgumentError, "voxel_size", "must be numbers"),
+    ({"translation": {"q": 1.0}}, GeometryError, "translation", "['q'], which are not"),
+    ({"translation": (1.0, 2.0)}, ArgumentError, "translation", "2 values for the 3"),
+    ({"translation": 5.0}, ArgumentError, "translation", "must be a mapping"),
+    ({"units": {"q": "um"}}, GeometryError, "units", "['q'], which are not"),
+])
+def test_from_array_names_the_bad_keyword(kwargs, cls, field, message):
+    with pytest.raises(cls, match=re.escape(message)) as info:
+        vz.from_array(np.zeros((2, 2, 3, 4)), "czyx", **kwargs)
+    assert info.value.field == field
