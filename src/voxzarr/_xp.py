@@ -251,6 +251,10 @@ def _sliced_node(arr: Any, layer: dict) -> Any | None:
     orig = f"original-{arr.name}"
     base = layer.get(orig)
     base = base.value if isinstance(base, DataNode) else base
+    from ._views import _NoCopy
+
+    if isinstance(base, _NoCopy):  # voxzarr's own view (dask_view): the array it wraps
+        base = base.arr
     if not ((isinstance(base, np.ndarray) or is_cupy(base)) and base.shape == arr.shape
             and base.dtype == arr.dtype) or len(layer) != arr.npartitions + 1:
         return None
