@@ -385,6 +385,26 @@ def _levels_of(obj: xr.DataArray | xr.DataTree) -> list[tuple[str, xr.DataArray]
 
 
 @progress_keyword
+def _check_pyramid_arg(pyramid: Any) -> None:
+    """``pyramid=`` is a bool or a mapping of the pyramid level stream's own keywords."""
+    import inspect
+
+    if isinstance(pyramid, bool | np.bool_):
+        return
+    if not isinstance(pyramid, Mapping):
+        raise ArgumentError(f"pyramid must be True, False or a dict of pyramid options, got "
+                            f"{pyramid!r}", field="pyramid")
+    params = inspect.signature(LEVEL_STREAMS.get("pyramid")).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return  # a stream taking any keyword (a wrapper) checks its own options
+    known = [n for n, p in params.items() if p.kind is p.KEYWORD_ONLY
+             and n not in ("chunks", "shards", "label")] + ["label_method"]
+    unknown = sorted(str(k) for k in pyramid if k not in known)
+    if unknown:
+        raise ArgumentError(f"unknown pyramid option(s) {unknown}; known: {known}",
+                            field="pyramid")
+
+
 def to_ome_zarr(
     obj: xr.DataArray | xr.DataTree,
     location: Any,
@@ -447,6 +467,7 @@ def to_ome_zarr(
     """
     opts: dict[str, Any] | None = None
     label_opts: dict[str, Any] | None = None
+    _check_pyramid_arg(pyramid)
     if pyramid:
         opts = dict(pyramid) if isinstance(pyramid, Mapping) else {}
         label_method = opts.pop("label_method", "mode")

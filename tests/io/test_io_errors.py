@@ -252,3 +252,17 @@ def test_from_array_names_the_bad_keyword(kwargs, cls, field, message):
     with pytest.raises(cls, match=re.escape(message)) as info:
         vz.from_array(np.zeros((2, 2, 3, 4)), "czyx", **kwargs)
     assert info.value.field == field
+
+
+@pytest.mark.parametrize(("pyramid", "message"), [
+    ({"levelz": 3}, "unknown pyramid option(s) ['levelz']; known: ['levels', 'method'"),
+    ("yes", "pyramid must be True, False or a dict"),
+    (None, "pyramid must be True, False or a dict"),
+])
+def test_bad_pyramid_argument_is_named_and_writes_nothing(tmp_path, pyramid, message):
+    img = vz.from_array(np.zeros((4, 16, 16), "uint8"), "zyx", voxel_size=1)
+    target = tmp_path / "p.ome.zarr"
+    with pytest.raises(ArgumentError, match=re.escape(message)) as info:
+        img.vox.to_ome_zarr(target, pyramid=pyramid, progress=False)
+    assert info.value.field == "pyramid"
+    assert list(tmp_path.iterdir()) == []
