@@ -101,3 +101,19 @@ def test_bad_arguments_raise_argument_error(tmp_path):
         img.vox.series.map_figure("mode")
     with pytest.raises(vz.InvalidArgumentError, match="memory"):  # the older name still catches
         img.vox.to_series(tmp_path / "unused.series.zarr", memory="lots")
+
+
+def test_errors_name_local_stores_by_their_plain_path(tmp_path):
+    import numpy as np
+
+    import voxzarr as vz
+    from voxzarr.errors import HaloError
+
+    target = tmp_path / "a.ome.zarr"
+    vz.from_array(np.zeros((4, 8, 8), "f4"), "zyx", voxel_size=1).vox.to_ome_zarr(
+        target, progress=False)
+    img = vz.open_image(target)
+    with pytest.raises(HaloError) as info:
+        img.vox.filter("gaussian", sigma=1, halo="require")
+    assert info.value.path == str(target)
+    assert str(info.value).startswith(f"{target}: halo/0: no halo")

@@ -52,7 +52,7 @@ class VoxzarrError(Exception):
 
     def __init__(self, message: str, *, path: object = None, field: str | None = None):
         self.message = message
-        self.path = None if path is None else str(path)
+        self.path = None if path is None else _plain_path(str(path))
         self.field = field
         super().__init__(message)
 
@@ -63,6 +63,15 @@ class VoxzarrError(Exception):
         if self.field is not None:
             where.append(self.field)
         return f"{': '.join(where)}: {self.message}" if where else self.message
+
+
+def _plain_path(path: str) -> str:
+    """A local store's ``file://`` URL (how zarr names a local store) as the plain path the
+    user gave, so every error names a local dataset the same way."""
+    if path.startswith("file://"):
+        path = path[len("file://"):]
+        return path.rstrip("/") or "/"
+    return path
 
 
 class ArgumentError(VoxzarrError, ValueError):
