@@ -625,6 +625,16 @@ class _Kernel:
     def __call__(self, block: Any) -> Any:
         return self.run_core(block, tuple(slice(0, n) for n in block.shape))
 
+    def __dask_tokenize__(self) -> Any:
+        # what determines the kernel (a step's call is made from its registered name and
+        # validated parameters); dask would otherwise pickle the whole object to hash it
+        from dask.base import normalize_token
+
+        steps = [(st.name, normalize_token(dict(st.params)), st.radius)
+                 for st in self.chain.steps]
+        return ("voxzarr-filter-kernel", steps, self.chain.dims, self.mode, self.cval,
+                self.device, self.n_lead)
+
     def run_core(self, block: Any, core: tuple[slice, ...]) -> Any:
         if self.device == "gpu":
             import cupy
@@ -737,9 +747,9 @@ def apply_filter(
                           required=halo == "require")
     if data is None:
         data = _from_overlap(obj, kernel, depth, periodic, out_dtype)
-    out = xr.DataArray(data, dims=obj.dims, coords=obj.coords, attrs=dict(obj.attrs))
-    out.name = obj.name  # not the dask key of a nameless input
-    return out
+    # a shallow copy keeps coords, indexes, attrs and name without xarray's deep copy of
+    # every coordinate (most of the call's time on data already in GPU memory)
+    return obj.copy(deep=False, data=data)
 
 
 def _from_overlap(obj: xr.DataArray, kernel: _Kernel, depth: tuple[int, ...],

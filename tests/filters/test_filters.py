@@ -218,3 +218,22 @@ def test_filter_is_lazy():
     out = img.vox.filter("gaussian", sigma=3)
     assert isinstance(out.data, da.Array)
     assert out.data.npartitions == 16
+
+
+def test_filter_layer_names_follow_the_filter_and_its_parameters():
+    """The output's dask name is a token of what the filter computes (not a pickle of the
+    kernel): equal for the same call, different when name, parameters or mode differ."""
+    import dask.array as da
+
+    img = vz.from_array(da.from_array(np.random.default_rng(0).random((8, 16, 16)),
+                                      chunks=8), "zyx", voxel_size=1)
+    name = img.vox.filter("gaussian", sigma=2).data.name
+    assert img.vox.filter("gaussian", sigma=2).data.name == name
+    others = [img.vox.filter("gaussian", sigma=3), img.vox.filter("gaussian", sigma=2,
+                                                                  mode="wrap"),
+              img.vox.filter("gaussian", sigma=2, cval=1.0, mode="constant"),
+              img.vox.filter("uniform", size=3),
+              img.vox.filter("convolve", weights=np.ones((3, 3, 3))),
+              img.vox.filter("convolve", weights=np.full((3, 3, 3), 2.0))]
+    names = [o.data.name for o in others]
+    assert name not in names and len(set(names)) == len(names)
