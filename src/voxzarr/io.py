@@ -384,7 +384,6 @@ def _levels_of(obj: xr.DataArray | xr.DataTree) -> list[tuple[str, xr.DataArray]
     return levels
 
 
-@progress_keyword
 def _check_pyramid_arg(pyramid: Any) -> None:
     """``pyramid=`` is a bool or a mapping of the pyramid level stream's own keywords."""
     import inspect
@@ -405,6 +404,7 @@ def _check_pyramid_arg(pyramid: Any) -> None:
                             field="pyramid")
 
 
+@progress_keyword
 def to_ome_zarr(
     obj: xr.DataArray | xr.DataTree,
     location: Any,
