@@ -24,7 +24,7 @@ import xarray as xr
 
 from ._dims import AXIS_TYPES, DIM_ORDER, SPATIAL
 from .errors import ArgumentError, GeometryError
-from .gridindex import grid_coordinate, spacing_of_single
+from .gridindex import GridIndex, grid_coordinate, spacing_of_single
 from .units import normalize_unit
 
 __all__ = [
@@ -187,17 +187,19 @@ class Geometry:
         return [0.0 if d == "c" else float(self.translation.get(d, 0.0)) for d in self.dims]
 
 
-def _exact_spacing(values: np.ndarray) -> float:
+def _exact_spacing(values: np.ndarray, known: float | None = None) -> float:
     """Spacing that best reproduces ``values`` as ``values[0] + i * s``.
 
-    Candidates are short decimal roundings of the end-to-end mean step, the step itself, the
-    first step and values a few ulps around it; the first that reproduces the coordinates bit
-    for bit wins (so a spacing of 0.202 reads back as 0.202, not 0.20200000000000001), else
-    the mean step.
+    Candidates are ``known`` (the step a :class:`~voxzarr.gridindex.GridIndex` carries:
+    the spacing the coordinate was made with), short decimal roundings of the end-to-end
+    mean step, the step itself, the first step and values a few ulps around it; the first
+    that reproduces the coordinates bit for bit wins (so a spacing of 0.202 reads back as
+    0.202, not 0.20200000000000001), else ``known`` when it is within the coordinates'
+    rounding of the mean step, else the mean step.
     """
     n = values.size
     mean_step = (values[-1] - values[0]) / (n - 1)
-    candidates = []
+    candidates = [] if known is None else [float(known)]
     for digits in (6, 9, 12, 15):  # short decimals first: the value a person typed
         candidates.append(float(f"{mean_step:.{digits}g}"))
     candidates += [mean_step, values[1] - values[0]]
@@ -209,6 +211,8 @@ def _exact_spacing(values: np.ndarray) -> float:
     for s in candidates:
         if np.array_equal(values[0] + ramp * s, values):
             return float(s)
+    if known is not None and abs(known - mean_step) <= 64 * delta + 4 * np.spacing(known):
+        return float(known)
     return float(mean_step)
 
 
@@ -256,7 +260,9 @@ def geometry(obj: xr.DataArray, *, path: object = None,
             step = single
         else:
             steps = np.diff(values)
-            step = _exact_spacing(values)
+            index = obj.xindexes.get(dim)
+            known = index.step if isinstance(index, GridIndex) else None
+            step = _exact_spacing(values, known)
             if step <= 0:
                 raise GeometryError(
                     "coordinate must increase (flip with .isel(..., slice(None, None, -1)) "
