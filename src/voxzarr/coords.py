@@ -292,9 +292,8 @@ def check_axes(mapping: Mapping[str, Any], field: str, physical: Sequence[str]) 
                             f"{''.join(physical)!r}", field=field)
 
 
-def per_axis(value: Any, field: str, spatial: Sequence[str],
-             physical: Sequence[str], *,
-              scalar: bool = True) -> dict[str, float]:
+def per_axis(value: Any, field: str, spatial: Sequence[str], physical: Sequence[str], *,
+             scalar: bool = True) -> dict[str, float]:
     """Numbers per axis from a mapping (any physical axis), a sequence (one per spatial axis
     in dims order) or, where ``scalar``, one number for every spatial axis."""
     if isinstance(value, Mapping):
