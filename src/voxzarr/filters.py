@@ -10,7 +10,9 @@ On the CPU, separable filters (Gaussian family, uniform) drop the rows of an axi
 the core right after filtering along it, so later passes do not compute halo voxels that are
 then thrown away; the operations per kept voxel are scipy's own, so results do not change.
 Gaussian passes run compiled (:mod:`voxzarr._kernels`, numba) where covered: only the kept
-rows are computed, with scipy's arithmetic, bit for bit.
+rows are computed, with scipy's arithmetic, bit for bit. On the GPU the Gaussian passes run
+:mod:`voxzarr._gpu_gauss`: cupyx's arithmetic per voxel, bit for bit, without its generic
+kernel's per-tap index arithmetic, and again only the kept rows.
 
 Blocks come from the stored halo (:mod:`voxzarr.halo`, one read per chunk) when the image was
 opened from a store that has a fresh, deep enough halo, else from neighbouring chunks gathered
@@ -42,7 +44,7 @@ import numpy as np
 import scipy.ndimage as sndi
 import xarray as xr
 
-from . import _kernels, _xp
+from . import _gpu_gauss, _kernels, _xp
 from .coords import SPATIAL, geometry
 from .errors import HaloError, InvalidArgumentError, StaleHaloError, VoxzarrError
 
@@ -74,6 +76,8 @@ class FilterStep:
     ``crop`` (optional, CPU) computes only the part ``keep`` of the output (a slice per
     axis) with the very same operations as ``call``: separable filters crop each axis right
     after filtering along it, so later passes skip the halo rows nobody needs.
+    ``gpu_crop`` (optional) does the same for CuPy arrays with cupyx's arithmetic; it may
+    return ``None`` for inputs it does not cover, and ``call`` then runs.
     """
 
     name: str
@@ -81,12 +85,18 @@ class FilterStep:
     radius: tuple[int, ...]
     call: CallFn = field(repr=False, compare=False)
     crop: CropFn | None = field(default=None, repr=False, compare=False)
+    gpu_crop: CropFn | None = field(default=None, repr=False, compare=False)
 
     def run_kept(self, ndi: Any, xp: Any, x: Any, mode: str, cval: float,
                  keep: tuple[slice, ...]) -> Any:
         """The output restricted to ``keep``, cropping early where that is exact."""
-        if self.crop is not None and ndi is sndi:
-            return self.crop(x, mode, cval, keep)
+        if ndi is sndi:
+            if self.crop is not None:
+                return self.crop(x, mode, cval, keep)
+        elif self.gpu_crop is not None:
+            out = self.gpu_crop(x, mode, cval, keep)
+            if out is not None:
+                return out
         return self.call(ndi, xp, x, mode, cval)[keep]
 
 
@@ -96,7 +106,8 @@ class FilterSpec:
 
     ``prepare(params, dims)`` receives the user's parameters (a fresh dict it may consume)
     and the spatial dim names; it returns ``(radius per axis, call)`` or
-    ``(radius, call, crop)`` (see :class:`FilterStep`). ``physical`` names the
+    ``(radius, call, crop)`` or ``(radius, call, crop, gpu_crop)`` (see
+    :class:`FilterStep`). ``physical`` names the
     parameters converted from physical units when ``units="physical"``.
     """
 
@@ -273,7 +284,10 @@ def _gaussian(p: dict[str, Any], dims: tuple[str, ...]):
     def crop(x, mode, cval, keep):
         return _gauss_kept(x, sigma, order, mode, cval, truncate, radius, keep)
 
-    return r, call, crop
+    def gpu_crop(x, mode, cval, keep):
+        return _gpu_gauss.gaussian_kept(x, sigma, order, mode, cval, truncate, radius, keep)
+
+    return r, call, crop, gpu_crop
 
 
 def _gauss_derived(fn_name: str):
@@ -539,9 +553,10 @@ def prepare_filter(name: Any, dims: Sequence[str], *, units: str = "voxel",
             raise _bad(f"unknown filter {step_name!r}; known: {sorted(FILTERS)}", "name")
         if units == "physical":
             p = _to_voxels(spec, p, dims_t, voxel_size)
-        radius, call, *crop = spec.prepare(dict(p), dims_t)
+        radius, call, *crops = spec.prepare(dict(p), dims_t)
+        crops += [None] * (2 - len(crops))
         steps.append(FilterStep(spec.name, p, tuple(int(r) for r in radius), call,
-                                crop[0] if crop else None))
+                                crops[0], crops[1]))
     return FilterChain(tuple(steps), dims_t)
 
 
