@@ -203,8 +203,8 @@ def _shard_indexes(lay: Layout, keys: list[str], store: Any,
     """The (offset, length) index of each shard (``None`` where the shard is missing)."""
     size = _index_nbytes(lay)
 
-    def parse(raw: bytes | None) -> np.ndarray | None:
-        return None if raw is None else _parse_index(lay, raw)
+    def parse(raw: Any) -> np.ndarray | None:
+        return None if raw is None else _parse_index(lay, bytes(raw))
 
     if root is not None:
         def tail(key: str) -> bytes | None:
@@ -297,10 +297,12 @@ def _run_remote(lay: Layout, pieces: list[_Piece], out: np.ndarray, store: Any) 
     pmap(lambda pr: _decode_into(lay, pr[1], pr[0], out), todo)
 
 
-def _get_many(store: Any, reqs: list[tuple[str, Any]]) -> list[bytes | None]:
+def _get_many(store: Any, reqs: list[tuple[str, Any]]) -> list[memoryview | None]:
     """Every ``store.get`` at once on zarr's event loop (concurrent requests)."""
     import asyncio
 
+    if not reqs:
+        return []  # no round trip through the event loop for nothing
     proto = default_buffer_prototype()
 
     async def fetch() -> list[Any]:
@@ -308,7 +310,8 @@ def _get_many(store: Any, reqs: list[tuple[str, Any]]) -> list[bytes | None]:
                                       for k, r in reqs))
 
     bufs = sync(fetch())
-    return [None if b is None else b.to_bytes() for b in bufs]
+    # views of the fetched buffers: a whole shard is not copied once more
+    return [None if b is None else memoryview(b.as_numpy_array()) for b in bufs]
 
 
 # --------------------------------------------------------------------------- dask

@@ -15,6 +15,8 @@ objects are never removed.
 from __future__ import annotations
 
 import math
+import os
+import uuid
 from collections.abc import Iterable, Sequence
 from itertools import product
 from pathlib import Path
@@ -142,8 +144,16 @@ class _FastTarget:
         if self.root is not None:
             target = self.root / key
             target.parent.mkdir(parents=True, exist_ok=True)
-            with open(target, "wb") as fh:
-                fh.writelines(parts)
+            # written aside and renamed into place, as zarr's LocalStore does: a reader
+            # (a halo region rewritten while it is read) never sees half an object
+            part = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
+            try:
+                with open(part, "wb") as fh:
+                    fh.writelines(parts)
+                os.replace(part, target)
+            except BaseException:
+                part.unlink(missing_ok=True)
+                raise
             return
         data = default_buffer_prototype().buffer.from_bytes(b"".join(parts))
         sync(self.store.set(key, data))

@@ -197,6 +197,58 @@ def test_one_stored_read_per_output_chunk():
     assert all(key.startswith("0/c/") for key in log) and len(log) == n_blocks
 
 
+
+def test_inner_chunks_split_large_blocks_only():
+    from voxzarr.halo.store import inner_chunks
+
+    assert inner_chunks((144, 144, 144), "zyx", 2) == (72, 72, 72)  # 5.97 MB: 8 pieces
+    assert inner_chunks((64, 64, 64), "zyx", 2) == (64, 64, 64)       # 0.5 MB: whole
+    assert inner_chunks((1, 256, 1024, 1024), "czyx", 2) == (1, 256, 256, 512)  # longest first
+    assert inner_chunks((1, 1000, 1000), "tyx", 4) == (1, 250, 500)
+    assert inner_chunks((1, 1001, 1001), "tyx", 4) == (1, 1001, 1001)  # no even split
+
+
+def test_large_blocks_are_one_sharded_object_read_once(monkeypatch):
+    """A block over SPLIT_BYTES is one shard of inner chunks: still one object, one read
+    and one write per block, and the same values as the unsplit layout."""
+    from voxzarr.halo import store as halo_store
+
+    arr = make_image((40, 50, 45), "uint16", seed=3)
+    want = ndi.gaussian_filter(arr, 2)
+    monkeypatch.setattr(halo_store, "SPLIT_BYTES", 1024)  # 32^3 blocks of 64 KB: split
+    mem = write_image(arr, "zyx", (16, 16, 16))
+    write_halo(None, mem, for_filter=("gaussian", {"sigma": 2}), progress=False)
+    harr = zarr.open_array(mem, path="halo/0", mode="r")
+    assert harr.shards == (32, 32, 32) and harr.chunks == (16, 16, 16)
+    log: list[str] = []
+    img = vz.open_image(CountingStore(mem, log))
+    out = img.vox.filter("gaussian", sigma=2, halo="require")
+    log.clear()
+    np.testing.assert_array_equal(out.values, want)
+    assert len(log) == len(set(log)) == 3 * 4 * 3  # one read per block
+    h = open_halo(mem)
+    np.testing.assert_array_equal(h.core.values, arr)
+    np.testing.assert_array_equal(h.block((1, 1, 1)).data, arr[8:40, 8:40, 8:40])
+    # a store written before the split (one chunk per block) reads the same
+    monkeypatch.setattr(halo_store, "SPLIT_BYTES", 1 << 40)
+    old = write_image(arr, "zyx", (16, 16, 16))
+    write_halo(None, old, for_filter=("gaussian", {"sigma": 2}), progress=False)
+    assert zarr.open_array(old, path="halo/0", mode="r").shards is None
+    np.testing.assert_array_equal(
+        vz.open_image(old).vox.filter("gaussian", sigma=2, halo="require").values, want)
+
+
+def test_ngff_04_halo_is_never_sharded(monkeypatch):
+    from voxzarr.halo import store as halo_store
+
+    arr = make_image((20, 24, 22), "uint16", seed=4)
+    monkeypatch.setattr(halo_store, "SPLIT_BYTES", 1024)
+    mem = write_image(arr, "zyx", (8, 8, 8), version="0.4")
+    write_halo(None, mem, depth=2, progress=False)
+    harr = zarr.open_array(mem, path="halo/0", mode="r")
+    assert harr.metadata.zarr_format == 2 and harr.chunks == (12, 12, 12)
+    np.testing.assert_array_equal(open_halo(mem).core.values, arr)
+
 def test_map_blocks_user_function_and_depth_check():
     arr = make_image((30, 31), "float32", seed=1)
     store = write_image(arr, "yx", (10, 10))

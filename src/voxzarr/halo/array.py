@@ -12,6 +12,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from .._chunkread import read_region
 from ..errors import HaloError, StaleHaloError
 from .graph import run_on_block
 from .layout import HaloLayout, HaloMeta
@@ -66,7 +67,9 @@ class _ReadBlock:
 
     def __call__(self, block_id: tuple[int, ...] | None = None) -> Any:
         assert block_id is not None
-        stored = self.array[self.layout.stored_slices(block_id)]  # exactly one chunk
+        # exactly one stored object, read and decoded directly (a shard's inner chunks on
+        # the codec pool)
+        stored = read_region(self.array, self.layout.stored_slices(block_id))
         valid = stored[self.layout.valid_in_stored(block_id)]
         region = valid[self.layout.crop(block_id, self.depth)]
         return run_on_block(self.fn, region, self.cropped.core_in_valid(block_id))
@@ -153,7 +156,7 @@ class HaloArray:
     def block(self, index: Sequence[int] | int) -> HaloBlock:
         """Read one block (one stored chunk): its real voxels and where its core sits."""
         idx = self._index(index)
-        stored = self.array[self.layout.stored_slices(idx)]
+        stored = read_region(self.array, self.layout.stored_slices(idx))
         data = stored[self.layout.valid_in_stored(idx)]
         axes = self.layout.axes
         return HaloBlock(

@@ -27,6 +27,7 @@ import zarr
 import zarr.storage
 
 from .. import _store
+from .._chunkwrite import chunk_target
 from .._progress import progress as show_progress
 from .._progress import progress_keyword
 from .._registry import HALO_DEPTH_RULES
@@ -215,8 +216,9 @@ def read_meta(harr: zarr.Array, where: str) -> HaloMeta:
     here = f"{where.rstrip('/')}/{harr.path}"
     meta = HaloMeta.from_dict(harr.attrs.asdict().get(VOXZARR_KEY), path=here)
     layout = meta.layout
-    if tuple(harr.shape) != layout.stored_shape or tuple(harr.chunks) != layout.block_shape:
-        raise MetadataError(f"array shape {harr.shape} / chunks {harr.chunks} do not match "
+    stored = tuple(getattr(harr, "shards", None) or harr.chunks)  # one block per object
+    if tuple(harr.shape) != layout.stored_shape or stored != layout.block_shape:
+        raise MetadataError(f"array shape {harr.shape} / blocks {stored} do not match "
                             f"the recorded layout ({layout.stored_shape} / "
                             f"{layout.block_shape})", path=here, field="voxzarr.shape")
     return meta
@@ -333,7 +335,8 @@ def _periodic(periodic: Any, dims: tuple[str, ...], mode: str | None) -> tuple[s
 
 # --------------------------------------------------------------------------- building blocks
 class _WriteBlock:
-    """Block function that writes one stored halo chunk (zero where outside the image)."""
+    """Block function that writes one stored halo block (zero where outside the image):
+    one object, its chunks (a shard's inner chunks) encoded on the codec pool."""
 
     def __init__(self, harr: zarr.Array, layout: HaloLayout):
         self.harr, self.layout = harr, layout
@@ -341,7 +344,7 @@ class _WriteBlock:
     def __call__(self, region: np.ndarray, index: tuple[int, ...]) -> None:
         buf = np.zeros(self.layout.block_shape, dtype=self.harr.dtype)
         buf[self.layout.valid_in_stored(index)] = region
-        self.harr[self.layout.stored_slices(index)] = buf
+        chunk_target(self.harr)[self.layout.stored_slices(index)] = buf
 
 
 def _source_dask(src: zarr.Array) -> da.Array:
@@ -504,8 +507,42 @@ def _create_halo_array(group: zarr.Group, hg: zarr.Group, meta: HaloMeta,
         name=meta.source_level, shape=layout.stored_shape, chunks=layout.block_shape,
         dtype=src.dtype, fill_value=0, compressors=src.compressors, overwrite=True,
     )
+    inner = inner_chunks(layout.block_shape, meta.dims, src.dtype.itemsize)
+    if group.metadata.zarr_format == 3 and inner != layout.block_shape:
+        kwargs.update(chunks=inner, shards=layout.block_shape)
     kwargs.update(array_naming(group.metadata.zarr_format, meta.dims))
     return hg.create_array(**kwargs)
+
+
+#: a stored block this large or larger is split into inner chunks (zarr v3 only)
+SPLIT_BYTES = 2 << 20
+#: at most this many inner chunks per block
+SPLIT_PIECES = 8
+
+
+def inner_chunks(block: Sequence[int], dims: Sequence[str], itemsize: int) -> tuple[int, ...]:
+    """Inner chunk shape of a stored halo block (the block itself: no split).
+
+    A block of :data:`SPLIT_BYTES` or more is stored as one shard of up to
+    :data:`SPLIT_PIECES` inner chunks, halving the longest evenly divisible spatial axis
+    each time: still one object per block (one read, one write), but its decode and encode
+    run on several threads, which is what a single block read (a region of interest) waits
+    on. The split depends on the block alone, never on the machine.
+    """
+    inner = list(block)
+    nbytes = int(np.prod(block, dtype=np.int64)) * itemsize
+    if nbytes < SPLIT_BYTES:
+        return tuple(inner)
+    pieces = 1
+    while pieces < SPLIT_PIECES:
+        fit = [i for i, d in enumerate(dims) if d in SPATIAL and inner[i] % 2 == 0
+               and inner[i] >= 32]
+        if not fit:
+            break
+        i = max(fit, key=lambda j: inner[j])
+        inner[i] //= 2
+        pieces *= 2
+    return tuple(inner)
 
 
 def _stamp(hg: zarr.Group, harr: zarr.Array, meta: HaloMeta) -> None:
