@@ -78,6 +78,12 @@ def main() -> None:
                  "-", t_own, t_own / t_ref,
                  "bit-identical" if bool(cupy.array_equal(own, ref)) else "DIFFERS"))
     del own
+    t_one, own = timed(lambda: _gpu_gauss.gaussian_kept(dev, (2.0,) * 3, (0,) * 3, "reflect",
+                                                        0.0, 4.0, None, whole, rows=1))
+    rows.append(("gaussian s=2, 512^3", "the same, one output row per thread", "-", t_one,
+                 t_one / t_ref,
+                 "bit-identical" if bool(cupy.array_equal(own, ref)) else "DIFFERS"))
+    del own
     for chunks in (128, 512):
         img = vz.from_array(da.from_array(dev, chunks=chunks, asarray=False), "zyx")
         for on in (False, True):
@@ -119,6 +125,12 @@ def main() -> None:
                                                   mode="nearest"))
     rows.append(("to_isotropic (128,512,512)->(640,512,512)", "cupyx affine_transform",
                  "-", t_cx, t_cx / t_k, ""))
+    # dask's finalize copies a one-chunk result (dask.array.core.finalize): a floor under
+    # any ``.data.compute()``, whatever the call costs
+    t_copy, _ = timed(lambda: ref.copy())
+    rows.append(("to_isotropic (128,512,512)->(640,512,512)",
+                 "copy of the result alone (dask's finalize of one chunk)", "-", t_copy,
+                 t_copy / t_k, "part of every .data.compute() row below"))
     for chunks in ((128, 128, 128), (128, 512, 512)):
         img = vz.from_array(da.from_array(dev, chunks=chunks, asarray=False), "zyx",
                             voxel_size=dict(zip("zyx", spacing, strict=True)))

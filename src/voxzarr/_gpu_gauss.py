@@ -120,9 +120,80 @@ __global__ void vz_gauss_pass(const X* __restrict__ x, const W* __restrict__ w,
         }
     }
 }
+
+// The same pass for inner > 1, each thread computing T consecutive output rows of one
+// column: the rows its taps share are read once into L1 instead of once per output row from
+// L2. Each output still sums its taps in order, one fused multiply-add each.
+template <typename X, typename W, int MODE, int UNSIGNED_OUT, int T>
+__global__ void vz_gauss_pass_rows(const X* __restrict__ x, const W* __restrict__ w,
+                                   X* __restrict__ y, const long long outer, const int n,
+                                   const unsigned int inner, const int k0,
+                                   const unsigned int m, const int r, const double cval) {
+    const unsigned int nblk = (m + T - 1) / T;
+    const unsigned int work = nblk * inner;
+    const W cv = (W)cval;
+    for (long long o = blockIdx.y; o < outer; o += gridDim.y) {
+        const X* xo = x + o * (long long)n * inner;
+        X* yo = y + o * (long long)m * inner;
+        for (unsigned int idx = blockIdx.x * blockDim.x + threadIdx.x; idx < work;
+             idx += gridDim.x * blockDim.x) {
+            const unsigned int b = idx / inner;
+            const unsigned int k = idx - b * inner;
+            const unsigned int i0 = b * T;
+            const int c0 = k0 + (int)i0;
+            const X* xl = xo + k;
+            W sum[T];
+#pragma unroll
+            for (int t = 0; t < T; t++) sum[t] = (W)0;
+            if (i0 + T <= m && c0 - r >= 0 && c0 + T - 1 + r < n) {
+                const X* p = xl + (long long)(c0 - r) * inner;
+                for (int j = 0; j <= 2 * r; j++) {
+                    const W wv = w[j];
+                    if (wv != (W)0) {
+#pragma unroll
+                        for (int t = 0; t < T; t++) {
+                            sum[t] += (W)p[(long long)(t + j) * inner] * wv;
+                        }
+                    }
+                }
+            } else {
+#pragma unroll
+                for (int t = 0; t < T; t++) {
+                    if (i0 + t < m) {
+                        const int c = c0 + t;
+                        for (int j = 0; j <= 2 * r; j++) {
+                            const W wv = w[j];
+                            if (wv != (W)0) {
+                                const int ix = c - r + j;
+                                W v;
+                                if (MODE == 4 && (ix < 0 || ix >= n)) {
+                                    v = cv;
+                                } else {
+                                    const int f =
+                                        (ix < 0 || ix >= n) ? vz_fold<MODE>(ix, n) : ix;
+                                    v = (W)xl[(long long)f * inner];
+                                }
+                                sum[t] += v * wv;
+                            }
+                        }
+                    }
+                }
+            }
+#pragma unroll
+            for (int t = 0; t < T; t++) {
+                if (i0 + t < m) {
+                    yo[(long long)(i0 + t) * inner + k] = vz_out<X, W, UNSIGNED_OUT>(sum[t]);
+                }
+            }
+        }
+    }
+}
 """
 
-_modules: dict[tuple[str, str, int, int], Any] = {}
+#: output rows per thread in passes along an axis that is not the last
+ROWS = 8
+
+_modules: dict[tuple[str, str, int, int, int], Any] = {}
 _weights_cache: dict[tuple[Any, ...], Any] = {}
 
 
@@ -136,14 +207,15 @@ def _accumulator(dtype: np.dtype) -> np.dtype:
     return np.promote_types(dtype, np.float32)
 
 
-def _kernel(dtype: np.dtype, mode: str) -> Any:
+def _kernel(dtype: np.dtype, mode: str, rows: int) -> Any:
     import cupy
 
     ctype, wtype = _CTYPES[dtype], _CTYPES[_accumulator(dtype)]
     m, uns = _MODES[mode], int(dtype.kind == "u")
-    key = (ctype, wtype, m, uns)
+    key = (ctype, wtype, m, uns, rows)
     if key not in _modules:
-        name = f"vz_gauss_pass<{ctype}, {wtype}, {m}, {uns}>"
+        name = (f"vz_gauss_pass<{ctype}, {wtype}, {m}, {uns}>" if rows <= 1 else
+                f"vz_gauss_pass_rows<{ctype}, {wtype}, {m}, {uns}, {rows}>")
         mod = cupy.RawModule(code=_SOURCE, options=("--std=c++14",), name_expressions=[name])
         _modules[key] = mod.get_function(name)
     return _modules[key]
@@ -171,7 +243,8 @@ def _weights(sigma: float, order: int, radius: int, truncate: float, explicit: b
     return _weights_cache[key]
 
 
-def _pass(x: Any, w: Any, r: int, axis: int, mode: str, cval: float, keep: slice) -> Any:
+def _pass(x: Any, w: Any, r: int, axis: int, mode: str, cval: float, keep: slice,
+          rows: int | None = None) -> Any:
     import cupy
 
     n = x.shape[axis]
@@ -183,12 +256,14 @@ def _pass(x: Any, w: Any, r: int, axis: int, mode: str, cval: float, keep: slice
     inner = math.prod(x.shape[axis + 1:])
     x = cupy.ascontiguousarray(x)
     out = cupy.empty(x.shape[:axis] + (m,) + x.shape[axis + 1:], dtype=x.dtype)
-    plane = m * inner
     if out.size == 0:
         return out
+    # several output rows per thread only where a warp still reads consecutive addresses
+    t = max(1, ROWS if rows is None else rows) if inner >= 32 else 1
+    work = -(-m // t) * inner
     threads = 256
-    grid = (min((plane + threads - 1) // threads, 1 << 20), min(outer, 65535))
-    _kernel(x.dtype, mode)(grid, (threads,), (
+    grid = (min((work + threads - 1) // threads, 1 << 20), min(outer, 65535))
+    _kernel(x.dtype, mode, t)(grid, (threads,), (
         x, w, out, np.int64(outer), np.int32(n), np.uint32(inner), np.int32(start),
         np.uint32(m), np.int32(r), np.float64(cval)))
     return out
@@ -196,12 +271,14 @@ def _pass(x: Any, w: Any, r: int, axis: int, mode: str, cval: float, keep: slice
 
 def gaussian_kept(x: Any, sigma: Sequence[float], order: Sequence[int], mode: str,
                   cval: float, truncate: float, radius: Sequence[int] | None,
-                  keep: Sequence[slice]) -> Any | None:
+                  keep: Sequence[slice], *, rows: int | None = None) -> Any | None:
     """``cupyx.scipy.ndimage.gaussian_filter(x, ...)[keep]``, computing only ``keep``.
 
     Bit-identical to cupyx for the dtypes and modes :func:`supports` accepts; returns
     ``None`` for anything else (the caller then runs cupyx). Axes are filtered in order,
     each pass in the input dtype; an axis whose radius is 0 is skipped, as cupyx skips it.
+    ``rows`` is the number of output rows one thread computes along axes other than the
+    last (default :data:`ROWS`; 1: one each); the result does not depend on it.
     """
     import cupy
 
@@ -223,7 +300,7 @@ def gaussian_kept(x: Any, sigma: Sequence[float], order: Sequence[int], mode: st
         return cupy.array(x[tuple(keep)])  # cupyx copies the input
     cur, passed = x, [False] * x.ndim
     for axis, r, w in plan:
-        cur = _pass(cur, w, r, axis, mode, cval, keep[axis])
+        cur = _pass(cur, w, r, axis, mode, cval, keep[axis], rows)
         passed[axis] = True
     rest = tuple(slice(None) if p else k for p, k in zip(passed, keep, strict=True))
     return cur[rest]

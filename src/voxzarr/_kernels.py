@@ -28,6 +28,7 @@ always use scipy.
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -64,7 +65,23 @@ def available() -> bool:
 # --------------------------------------------------------------------------- weights, indices
 def gaussian_weights(sigma: float, order: int, truncate: float, radius: int | None
                      ) -> np.ndarray:
-    """The weights ``scipy.ndimage.gaussian_filter1d`` passes to ``correlate1d``."""
+    """The weights ``scipy.ndimage.gaussian_filter1d`` passes to ``correlate1d``.
+
+    Cached (every block of a chunked filter asks for the same few): the array returned is
+    shared, so callers must not modify it.
+    """
+    return _gaussian_weights(float(sigma), int(order), float(truncate),
+                             None if radius is None else int(radius))
+
+
+@functools.lru_cache(maxsize=256)
+def _gaussian_weights(sigma: float, order: int, truncate: float, radius: int | None
+                      ) -> np.ndarray:
+    return _compute_gaussian_weights(sigma, order, truncate, radius)
+
+
+def _compute_gaussian_weights(sigma: float, order: int, truncate: float, radius: int | None
+                              ) -> np.ndarray:
     lw = int(truncate * float(sigma) + 0.5) if radius is None else int(radius)
     try:
         from scipy.ndimage._filters import _gaussian_kernel1d

@@ -66,9 +66,11 @@ class _Gather:
 
 def _gather(image: da.Array, sels: Sequence[np.ndarray]) -> tuple[Any, ...]:
     """The task giving ``image[np.ix_(*sels)]`` from the blocks that hold it."""
+    # dask's Array.name and .chunks are computed properties: read them once per task
+    name, chunks = image.name, image.chunks
     per_axis = []
     for ax, sel in enumerate(sels):
-        bounds = np.cumsum((0,) + image.chunks[ax])
+        bounds = np.cumsum((0,) + chunks[ax])
         block_of = np.searchsorted(bounds, sel, side="right") - 1
         cuts = np.flatnonzero(np.diff(block_of)) + 1
         groups = []
@@ -77,7 +79,7 @@ def _gather(image: da.Array, sels: Sequence[np.ndarray]) -> tuple[Any, ...]:
             groups.append((b, _as_selector(sel[piece] - bounds[b])))
         per_axis.append(groups)
     combos = list(product(*per_axis))  # row-major: the last axis varies fastest
-    keys = [(image.name, *(b for b, _ in combo)) for combo in combos]
+    keys = [(name, *(b for b, _ in combo)) for combo in combos]
     selectors = tuple(tuple(s for _, s in combo) for combo in combos)
     return (_Gather(tuple(len(g) for g in per_axis), selectors), *keys)
 
