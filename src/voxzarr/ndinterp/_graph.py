@@ -41,36 +41,11 @@ def _as_selector(local: np.ndarray) -> slice | np.ndarray:
     return local
 
 
-class _Gather:
-    """One task's input region, ``image[np.ix_(*sels)]``, from the blocks passed in.
-
-    Each block is cut by its per-axis selectors and the pieces are joined, last axis first
-    (``counts`` pieces per axis, in row-major order). Being one opaque callable, it keeps
-    the task a single node whose only arguments are the input blocks: a nested list of
-    selections would cost dask a graph conversion and an ordering pass per task, with the
-    GIL held, which is the serial part of a resampling run on many cores.
-    """
-
-    def __init__(self, counts: tuple[int, ...], selectors: tuple[tuple[Any, ...], ...]):
-        self.counts, self.selectors = counts, selectors
-
-    def __call__(self, *blocks: Any) -> Any:
-        parts = [_select(b, s) for b, s in zip(blocks, self.selectors, strict=True)]
-        for axis in reversed(range(len(self.counts))):
-            n = self.counts[axis]
-            if n > 1:
-                cat = array_module(parts[0]).concatenate
-                parts = [cat(parts[i:i + n], axis=axis) for i in range(0, len(parts), n)]
-        return parts[0]
-
-
-def _gather(image: da.Array, sels: Sequence[np.ndarray]) -> tuple[Any, ...]:
-    """The task giving ``image[np.ix_(*sels)]`` from the blocks that hold it."""
-    # dask's Array.name and .chunks are computed properties: read them once per task
-    name, chunks = image.name, image.chunks
+def _gather(image: da.Array, sels: Sequence[np.ndarray]) -> Any:
+    """Nested list of tasks giving ``image[np.ix_(*sels)]`` from the blocks that hold it."""
     per_axis = []
     for ax, sel in enumerate(sels):
-        bounds = np.cumsum((0,) + chunks[ax])
+        bounds = np.cumsum((0,) + image.chunks[ax])
         block_of = np.searchsorted(bounds, sel, side="right") - 1
         cuts = np.flatnonzero(np.diff(block_of)) + 1
         groups = []
@@ -78,10 +53,13 @@ def _gather(image: da.Array, sels: Sequence[np.ndarray]) -> tuple[Any, ...]:
             b = int(block_of[piece[0]])
             groups.append((b, _as_selector(sel[piece] - bounds[b])))
         per_axis.append(groups)
-    combos = list(product(*per_axis))  # row-major: the last axis varies fastest
-    keys = [(name, *(b for b, _ in combo)) for combo in combos]
-    selectors = tuple(tuple(s for _, s in combo) for combo in combos)
-    return (_Gather(tuple(len(g) for g in per_axis), selectors), *keys)
+
+    def build(ax: int, key: tuple[int, ...], selectors: tuple[Any, ...]) -> Any:
+        if ax == len(per_axis):
+            return (_select, (image.name, *key), selectors)
+        return [build(ax + 1, key + (b,), selectors + (s,)) for b, s in per_axis[ax]]
+
+    return build(0, (), ())
 
 
 def _fill(shape: tuple[int, ...], value: float, dtype: Any, gpu: bool) -> Any:
