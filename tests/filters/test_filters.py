@@ -237,3 +237,60 @@ def test_filter_layer_names_follow_the_filter_and_its_parameters():
               img.vox.filter("convolve", weights=np.full((3, 3, 3), 2.0))]
     names = [o.data.name for o in others]
     assert name not in names and len(set(names)) == len(names)
+
+
+def test_gpu_crop_is_used_for_a_non_scipy_module_and_falls_back_to_call():
+    """The dispatch of FilterStep.run_kept, without a GPU: scipy gets the CPU crop, any
+    other ndimage module the GPU crop, and the whole call then a crop when the GPU crop
+    declines (returns None)."""
+    from types import SimpleNamespace
+
+    from voxzarr import _gpu_gauss
+    from voxzarr.filters import FilterStep
+
+    x = np.arange(5 * 6 * 7, dtype=np.float32).reshape(5, 6, 7)
+    keep = (slice(1, 4), slice(None), slice(2, 5))
+    seen = []
+
+    def call(ndi_mod, xp, a, mode, cval):
+        seen.append("call")
+        return a * 2
+
+    def crop(a, mode, cval, kp):
+        seen.append("crop")
+        return a[kp] * 2
+
+    def gpu_crop(a, mode, cval, kp):
+        seen.append("gpu_crop")
+        return None if mode == "wrap" else a[kp] * 2
+
+    step = FilterStep("t", {}, (1, 1, 1), call, crop, gpu_crop)
+    other = SimpleNamespace()  # stands for cupyx.scipy.ndimage
+    want = x[keep] * 2
+    np.testing.assert_array_equal(step.run_kept(ndi, np, x, "reflect", 0.0, keep), want)
+    np.testing.assert_array_equal(step.run_kept(other, np, x, "reflect", 0.0, keep), want)
+    np.testing.assert_array_equal(step.run_kept(other, np, x, "wrap", 0.0, keep), want)
+    assert seen == ["crop", "gpu_crop", "gpu_crop", "call"]
+    # what the GPU Gaussian passes take: real dtypes, scipy's five modes, < 2**31 voxels
+    assert _gpu_gauss.supports(np.uint16, "reflect", 10)
+    assert not _gpu_gauss.supports(np.float16, "reflect", 10)
+    assert not _gpu_gauss.supports(np.complex64, "reflect", 10)
+    assert not _gpu_gauss.supports(np.float32, "grid-wrap", 10)
+    assert not _gpu_gauss.supports(np.float32, "nearest", 2**31)
+
+
+def test_gaussian_weights_are_cached_and_equal_scipys():
+    from voxzarr import _kernels
+
+    def scipy_weights(sigma, order, radius):
+        # correlate1d's weights, read back as scipy's response to a unit impulse (exact)
+        imp = np.zeros(2 * radius + 1)
+        imp[radius] = 1.0
+        return ndi.gaussian_filter1d(imp, sigma, order=order, mode="constant",
+                                     radius=radius)[::-1]
+
+    a = _kernels.gaussian_weights(2.0, 0, 4.0, None)
+    assert _kernels.gaussian_weights(2, 0, 4, None) is a  # one shared array
+    np.testing.assert_array_equal(a, scipy_weights(2.0, 0, 8))
+    np.testing.assert_array_equal(_kernels.gaussian_weights(1.5, 1, 4.0, 3),
+                                  scipy_weights(1.5, 1, 3))
