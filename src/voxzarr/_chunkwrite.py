@@ -97,9 +97,8 @@ class _FastTarget:
         self.dtype = lay.dtype
         self.shape = arr.shape
         self.ndim = arr.ndim
-        store = arr.store
-        self.root = Path(store.root) if isinstance(store, zarr.storage.LocalStore) else None
-        self.store = store
+        self.store = arr.store
+        self.root = local_root(self.store)
 
     # dask.array.store calls target[region] = block
     def __setitem__(self, key: tuple[slice, ...], value: np.ndarray) -> None:
@@ -141,22 +140,52 @@ class _FastTarget:
             pmap(lambda w: self._put(*w), writes)
 
     def _put(self, key: str, parts: list[bytes]) -> None:
-        if self.root is not None:
-            target = self.root / key
-            target.parent.mkdir(parents=True, exist_ok=True)
-            # written aside and renamed into place, as zarr's LocalStore does: a reader
-            # (a halo region rewritten while it is read) never sees half an object
-            part = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
-            try:
-                with open(part, "wb") as fh:
-                    fh.writelines(parts)
-                os.replace(part, target)
-            except BaseException:
-                part.unlink(missing_ok=True)
-                raise
-            return
-        data = default_buffer_prototype().buffer.from_bytes(b"".join(parts))
-        sync(self.store.set(key, data))
+        put_object(self.store, self.root, key, parts)
+
+
+def local_root(store: Any) -> Path | None:
+    """The folder of a local zarr store (objects are plain files there), else ``None``."""
+    return Path(store.root) if isinstance(store, zarr.storage.LocalStore) else None
+
+
+def put_object(store: Any, root: Path | None, key: str, parts: Sequence[bytes]) -> None:
+    """Store one object made of ``parts``: a file written aside and renamed into place in a
+    local store (``root``: :func:`local_root`), so a reader never sees half an object, as
+    zarr's LocalStore does, without a round trip through zarr's event loop; any other store
+    through zarr."""
+    if root is not None:
+        target = root / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        part = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
+        try:
+            with open(part, "wb") as fh:
+                fh.writelines(parts)
+            os.replace(part, target)
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+        return
+    data = default_buffer_prototype().buffer.from_bytes(b"".join(parts))
+    sync(store.set(key, data))
+
+
+def delete_object(store: Any, root: Path | None, key: str) -> None:
+    """Remove one object (nothing when it is not there)."""
+    if root is not None:
+        (root / key).unlink(missing_ok=True)
+        return
+    sync(store.delete(key))
+
+
+def get_object(store: Any, root: Path | None, key: str) -> Any:
+    """One whole object's bytes, or ``None`` when it is not stored."""
+    if root is not None:
+        try:
+            return (root / key).read_bytes()
+        except FileNotFoundError:
+            return None
+    buf = sync(store.get(key, prototype=default_buffer_prototype()))
+    return None if buf is None else buf.as_numpy_array()
 
 
 def _blosc_from(config: dict[str, Any]) -> Blosc | None:
@@ -195,13 +224,13 @@ class Layout:
     def encode(self, block: np.ndarray) -> bytes | None:
         """Bytes zarr stores for one chunk (an edge chunk is padded with the fill value),
         or ``None`` when it holds only the fill value (zarr leaves such chunks out)."""
-        if not block.any():
-            return None
         if block.shape != self.chunk:
             padded = np.zeros(self.chunk, dtype=self.dtype)
             padded[tuple(slice(0, n) for n in block.shape)] = block
             block = padded
         data = np.ascontiguousarray(block, dtype=self.dtype)
+        if not data.any():  # tested on the contiguous copy: a strided test is slower
+            return None
         return data.tobytes() if self.blosc is None else self.blosc.encode(data)
 
     def inner_blocks(self, block: np.ndarray) -> list[tuple[tuple[int, ...], np.ndarray]]:
@@ -236,8 +265,13 @@ class Layout:
         return self.unit_parts([(local, self.encode(sub))
                                 for local, sub in self.inner_blocks(block)])
 
-    def decode(self, raw: Any) -> np.ndarray:
-        """One stored chunk decoded to its full chunk shape (little-endian dtype)."""
+    def decode(self, raw: Any, out: np.ndarray | None = None) -> np.ndarray:
+        """One stored chunk decoded to its full chunk shape (little-endian dtype); into
+        ``out`` (C-contiguous, chunk shape and dtype) when given, which saves allocating
+        and faulting in a fresh buffer per chunk."""
+        if out is not None and self.blosc is not None:
+            self.blosc.decode(raw, out=out)
+            return out
         if self.blosc is not None:
             raw = self.blosc.decode(raw)
         return np.frombuffer(raw, dtype=self.dtype).reshape(self.chunk)

@@ -43,10 +43,9 @@ import dask.array as da
 import numpy as np
 import zarr
 from zarr.core.buffer import default_buffer_prototype
-from zarr.core.sync import sync
 
 from .. import _store
-from .._chunkwrite import Layout, layout
+from .._chunkwrite import Layout, delete_object, get_object, layout, local_root, put_object
 from ..errors import ChunkError
 from .plan import Phase
 
@@ -99,7 +98,7 @@ class ChunkCodec:
         self.sharded = lay.inner is not None
         self.dtype = array.dtype
         self.store = array.store_path.store
-        self.proto = default_buffer_prototype()
+        self.root = local_root(self.store)  # local files: no event-loop round trip
 
     @classmethod
     def for_array(cls, array: zarr.Array) -> ChunkCodec | None:
@@ -116,20 +115,21 @@ class ChunkCodec:
         """Encode and store unit ``coords`` (``data`` may be an edge unit's valid part)."""
         parts = self.lay.encode_unit(data)
         if parts is None:
-            sync(self.store.delete(self.key(coords)))
+            delete_object(self.store, self.root, self.key(coords))
             return
-        enc = parts[0] if len(parts) == 1 else b"".join(parts)
-        sync(self.store.set(self.key(coords), self.proto.buffer.from_bytes(enc)))
+        put_object(self.store, self.root, self.key(coords), parts)
 
-    def read(self, coords: tuple[int, ...]) -> np.ndarray | None:
-        """Chunk ``coords`` of an unsharded array decoded (full chunk shape), or ``None``
+    def read(self, coords: tuple[int, ...], out: np.ndarray | None = None
+             ) -> np.ndarray | None:
+        """Chunk ``coords`` of an unsharded array decoded (full chunk shape; into ``out``,
+        a C-contiguous chunk-shaped buffer of the stored dtype, when given), or ``None``
         when it is not stored."""
         if self.sharded:
             raise NotImplementedError("direct reads are for unsharded arrays")
-        buf = sync(self.store.get(self.key(coords), prototype=self.proto))
-        if buf is None:
+        raw = get_object(self.store, self.root, self.key(coords))
+        if raw is None:
             return None
-        return self.lay.decode(buf.as_numpy_array()).astype(self.dtype, copy=False)
+        return self.lay.decode(raw, out).astype(self.dtype, copy=False)
 
 
 def _chunk_coords(region: tuple[slice, ...], chunks: tuple[int, ...]
@@ -216,6 +216,7 @@ class ZarrReader:
         codec = self.codec
         assert codec is not None
         chunks = codec.chunks
+        scratch = threading.local()  # one decode buffer per thread, reused chunk to chunk
 
         def one(coords: tuple[int, ...]) -> None:
             lo = [c * n for c, n in zip(coords, chunks, strict=True)]
@@ -224,7 +225,10 @@ class ZarrReader:
             dst = tuple(slice(g.start - s.start, g.stop - s.start)
                         for g, s in zip(glob, region, strict=True))
             src = tuple(slice(g.start - o, g.stop - o) for g, o in zip(glob, lo, strict=True))
-            block = codec.read(coords)
+            buf = getattr(scratch, "buf", None)
+            if buf is None:
+                buf = scratch.buf = np.empty(chunks, dtype=codec.lay.dtype)
+            block = codec.read(coords, buf)
             out[dst] = 0 if block is None else block[src]
 
         coords = list(_chunk_coords(region, chunks))
