@@ -11,7 +11,11 @@ same arithmetic per output voxel with none of that overhead:
 - the layout is flattened to ``(outer, n, inner)`` once per pass, so a thread finds its
   voxel with one 32-bit division;
 - only the output rows ``keep`` along the filtered axis are computed (the core of a halo
-  block plus the radius of the passes still to come), as the CPU kernels do.
+  block plus the radius of the passes still to come), as the CPU kernels do;
+- along an axis that is not the last, one thread computes :data:`ROWS` consecutive output
+  rows of its column, so the input rows their taps share are read into L1 once instead of
+  once per output row from L2 (2.9x cupyx's speed for a 512^3 float32 volume, sigma 2, on
+  an H100, against 1.7x with one row per thread).
 
 The per-voxel arithmetic is cupyx's: the accumulator and weights in
 ``promote_types(dtype, float32)``, taps in order with ``sum += (W)x * w`` (one fused
