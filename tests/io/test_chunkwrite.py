@@ -124,3 +124,29 @@ def test_corrupt_shard_index_is_an_error(tmp_path):
     shard.write_bytes(bytes(raw))
     with pytest.raises(ValueError, match="CRC32C"):
         read_region(arr, (slice(None), slice(None)))
+
+
+def test_put_object_is_atomic_on_a_local_store(tmp_path):
+    """A unit is written aside and renamed into place: a failed write leaves the previous
+    object untouched and no partial file behind."""
+    from voxzarr._chunkwrite import delete_object, get_object, local_root, put_object
+
+    store = zarr.storage.LocalStore(tmp_path)
+    root = local_root(store)
+    assert root == tmp_path
+    put_object(store, root, "a/c/0/0", [b"abc", b"def"])
+    assert (tmp_path / "a/c/0/0").read_bytes() == b"abcdef"
+    with pytest.raises(TypeError):
+        put_object(store, root, "a/c/0/0", [b"new", 12345])  # fails half-way through
+    assert get_object(store, root, "a/c/0/0") == b"abcdef"
+    assert sorted(p.name for p in (tmp_path / "a/c/0").iterdir()) == ["0"]
+    delete_object(store, root, "a/c/0/0")
+    delete_object(store, root, "a/c/0/0")  # absent: nothing to do
+    assert get_object(store, root, "a/c/0/0") is None
+    # any other store goes through zarr
+    mem = zarr.storage.MemoryStore()
+    assert local_root(mem) is None
+    put_object(mem, None, "k", [b"x", b"y"])
+    assert bytes(get_object(mem, None, "k")) == b"xy"
+    delete_object(mem, None, "k")
+    assert get_object(mem, None, "k") is None
