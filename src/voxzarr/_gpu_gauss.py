@@ -197,7 +197,7 @@ __global__ void vz_gauss_pass_rows(const X* __restrict__ x, const W* __restrict_
 #: output rows per thread in passes along an axis that is not the last
 ROWS = 8
 
-_modules: dict[tuple[str, str, int, int, int], Any] = {}
+_modules: dict[tuple[str, str, int, int, int, int], Any] = {}
 _weights_cache: dict[tuple[Any, ...], Any] = {}
 
 
@@ -216,7 +216,7 @@ def _kernel(dtype: np.dtype, mode: str, rows: int) -> Any:
 
     ctype, wtype = _CTYPES[dtype], _CTYPES[_accumulator(dtype)]
     m, uns = _MODES[mode], int(dtype.kind == "u")
-    key = (ctype, wtype, m, uns, rows)
+    key = (ctype, wtype, m, uns, rows, cupy.cuda.runtime.getDevice())  # modules per device
     if key not in _modules:
         name = (f"vz_gauss_pass<{ctype}, {wtype}, {m}, {uns}>" if rows <= 1 else
                 f"vz_gauss_pass_rows<{ctype}, {wtype}, {m}, {uns}, {rows}>")
@@ -231,7 +231,8 @@ def _weights(sigma: float, order: int, radius: int, truncate: float, explicit: b
     import cupy
     import cupyx.scipy.ndimage as cndi
 
-    key = (float(sigma), int(order), int(radius), float(truncate), explicit, wdtype.str)
+    key = (float(sigma), int(order), int(radius), float(truncate), explicit, wdtype.str,
+           cupy.cuda.runtime.getDevice())  # the weights live on the current device
     if key not in _weights_cache:
         r = radius
         impulse = cupy.zeros(4 * r + 1, dtype=wdtype)
