@@ -85,3 +85,27 @@ def test_peak_memory_under_budget(tmp_path):
     np.testing.assert_array_equal(vz.open_series(ser).values, a)
     np.testing.assert_array_equal(vz.open_series(tmp_path / "direct.zarr").values, a)
     np.testing.assert_array_equal(vz.open_image(tmp_path / "back.ome.zarr").values, a)
+
+
+
+def test_malloc_tuning_is_scoped_to_each_copy_task(tmp_path, monkeypatch):
+    """The 1 MiB mmap threshold the copy tasks need is undone after each of them, so later
+    work in the process gets glibc's settled thresholds back (not every large buffer mapped
+    and faulted in afresh)."""
+    from voxzarr.series import executor
+
+    calls: list[str] = []
+    monkeypatch.setattr(executor, "tune_malloc", lambda: calls.append("tune"))
+    monkeypatch.setattr(executor, "settle_malloc", lambda: calls.append("settle"))
+    a = np.random.default_rng(2).integers(0, 4000, (12, 8, 16, 16), dtype=np.uint16)
+    vz.from_array(a, "tzyx").vox.to_ome_zarr(tmp_path / "img.ome.zarr",
+                                             chunks=(1, 8, 16, 16), progress=False)
+    vz.open_image(tmp_path / "img.ome.zarr").vox.to_series(tmp_path / "s.zarr",
+                                                          memory="64KB", progress=False)
+    np.testing.assert_array_equal(vz.open_series(tmp_path / "s.zarr").values, a)
+    assert calls.count("tune") >= 1
+    assert calls == ["tune", "settle"] * calls.count("tune")
+    # and the real functions run on this platform without error
+    monkeypatch.undo()
+    executor.tune_malloc()
+    executor.settle_malloc()
