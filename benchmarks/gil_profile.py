@@ -104,11 +104,14 @@ def main() -> None:
     worker = threading.Thread(target=loop)
     worker.start()
     time.sleep(0.2)
-    subprocess.run([spy, "record", "--gil", "--rate", str(RATE), "--format", "raw",
-                    "--duration", str(int(args.seconds)), "--pid", str(os.getpid()),
-                    "-o", str(raw)], check=True, capture_output=True)
+    rec = subprocess.run([spy, "record", "--gil", "--rate", str(RATE), "--format", "raw",
+                          "--duration", str(int(args.seconds)), "--pid", str(os.getpid()),
+                          "-o", str(raw)], capture_output=True, text=True)
     stop.set()
     worker.join()
+    if rec.returncode != 0 or not raw.exists():
+        # typically: not allowed to attach (ptrace); py-spy says so on stderr
+        sys.exit(f"py-spy could not sample this process: {rec.stderr.strip()[-500:]}")
     held: collections.Counter[str] = collections.Counter()
     for line in raw.read_text().splitlines():
         stack, _, n = line.rpartition(" ")
