@@ -30,12 +30,19 @@ from typing import Any
 import dask.array as da
 import numpy as np
 import zarr
-import zarr.storage
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
-from ._chunkwrite import SHARD_EMPTY, Layout, layout, read_shard_index, shard_index_nbytes
+from ._chunkwrite import (
+    SHARD_EMPTY,
+    Layout,
+    get_object,
+    layout,
+    read_shard_index,
+    shard_index_nbytes,
+)
 from ._pool import cores, pmap
+from ._store import local_root
 
 __all__ = ["ChunkDecodeError", "StoredArray", "read_region", "stored_dask_array"]
 
@@ -85,7 +92,7 @@ def read_region(arr: zarr.Array, key: tuple[Any, ...]) -> np.ndarray:
     if out.size == 0:
         return out.astype(arr.dtype, copy=False)
     store = arr.store
-    root = Path(store.root) if isinstance(store, zarr.storage.LocalStore) else None
+    root = local_root(store)
     if lay.inner is not None:
         pieces, fetched = _shard_pieces(lay, starts, stops, store, root, arr.shape)
         pmap(lambda pr: _decode_into(lay, pr[1], pr[0], out), fetched)
@@ -184,13 +191,7 @@ def _fetch_whole(lay: Layout, keys: list[str], store: Any, root: Path | None
         return []
     if root is None:
         return _get_many(store, [(k, None) for k in keys])
-
-    def read(key: str) -> bytes | None:
-        try:
-            return (root / key).read_bytes()
-        except FileNotFoundError:
-            return None
-    return pmap(read, keys)
+    return pmap(lambda key: get_object(store, root, key), keys)
 
 
 def _parse_index(lay: Layout, raw: bytes) -> np.ndarray:

@@ -25,12 +25,12 @@ from typing import Any
 import google_crc32c
 import numpy as np
 import zarr
-import zarr.storage
 from numcodecs import Blosc
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
 from ._pool import pmap
+from ._store import local_root
 
 __all__ = ["SHARD_EMPTY", "Layout", "chunk_target", "layout", "read_shard_index",
            "shard_index_nbytes", "shard_parts"]
@@ -143,16 +143,11 @@ class _FastTarget:
         put_object(self.store, self.root, key, parts)
 
 
-def local_root(store: Any) -> Path | None:
-    """The folder of a local zarr store (objects are plain files there), else ``None``."""
-    return Path(store.root) if isinstance(store, zarr.storage.LocalStore) else None
-
-
 def put_object(store: Any, root: Path | None, key: str, parts: Sequence[bytes]) -> None:
-    """Store one object made of ``parts``: a file written aside and renamed into place in a
-    local store (``root``: :func:`local_root`), so a reader never sees half an object, as
-    zarr's LocalStore does, without a round trip through zarr's event loop; any other store
-    through zarr."""
+    """Store one object made of ``parts``: in a local store (``root``:
+    :func:`voxzarr._store.local_root`) a file written aside and renamed into place, so a
+    reader never sees half an object, as zarr's LocalStore does, but without a round trip
+    through zarr's event loop; in any other store through zarr."""
     if root is not None:
         target = root / key
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -69,6 +69,16 @@ __device__ __forceinline__ int vz_fold(int ix, int n) {
     }
 }
 
+// The value of tap ``ix`` of a line whose taps may fall outside [0, n): ``cv`` beyond the
+// edge in constant mode, else the input at the folded index.
+template <typename X, typename W, int MODE>
+__device__ __forceinline__ W vz_edge_tap(const X* xl, int ix, int n, unsigned int inner,
+                                         W cv) {
+    if (MODE == 4 && (ix < 0 || ix >= n)) return cv;
+    const int f = (ix < 0 || ix >= n) ? vz_fold<MODE>(ix, n) : ix;
+    return (W)xl[(long long)f * inner];
+}
+
 // cupyx's cast of the accumulator to the output type (negative floats to unsigned
 // integers through the magnitude).
 template <typename Y, typename W, int UNSIGNED_OUT>
@@ -108,14 +118,7 @@ __global__ void vz_gauss_pass(const X* __restrict__ x, const W* __restrict__ w,
                 for (int j = 0; j <= 2 * r; j++) {
                     const W wv = w[j];
                     if (wv != (W)0) {
-                        const int ix = c - r + j;
-                        W v;
-                        if (MODE == 4 && (ix < 0 || ix >= n)) {
-                            v = cv;
-                        } else {
-                            const int f = (ix < 0 || ix >= n) ? vz_fold<MODE>(ix, n) : ix;
-                            v = (W)xl[(long long)f * inner];
-                        }
+                        const W v = vz_edge_tap<X, W, MODE>(xl, c - r + j, n, inner, cv);
                         sum += v * wv;
                     }
                 }
@@ -168,15 +171,8 @@ __global__ void vz_gauss_pass_rows(const X* __restrict__ x, const W* __restrict_
                         for (int j = 0; j <= 2 * r; j++) {
                             const W wv = w[j];
                             if (wv != (W)0) {
-                                const int ix = c - r + j;
-                                W v;
-                                if (MODE == 4 && (ix < 0 || ix >= n)) {
-                                    v = cv;
-                                } else {
-                                    const int f =
-                                        (ix < 0 || ix >= n) ? vz_fold<MODE>(ix, n) : ix;
-                                    v = (W)xl[(long long)f * inner];
-                                }
+                                const W v =
+                                    vz_edge_tap<X, W, MODE>(xl, c - r + j, n, inner, cv);
                                 sum[t] += v * wv;
                             }
                         }

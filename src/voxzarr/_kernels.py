@@ -77,11 +77,6 @@ def gaussian_weights(sigma: float, order: int, truncate: float, radius: int | No
 @functools.lru_cache(maxsize=256)
 def _gaussian_weights(sigma: float, order: int, truncate: float, radius: int | None
                       ) -> np.ndarray:
-    return _compute_gaussian_weights(sigma, order, truncate, radius)
-
-
-def _compute_gaussian_weights(sigma: float, order: int, truncate: float, radius: int | None
-                              ) -> np.ndarray:
     lw = int(truncate * float(sigma) + 0.5) if radius is None else int(radius)
     try:
         from scipy.ndimage._filters import _gaussian_kernel1d

@@ -101,6 +101,11 @@ def resolve(location: Any, *, writable: bool = False,
     return StoreRef(location, store, "", local_path(location), not writable, storage_options)
 
 
+def local_root(store: Any) -> Path | None:
+    """The folder of a local zarr store (its objects are plain files there), else ``None``."""
+    return Path(store.root) if isinstance(store, zarr.storage.LocalStore) else None
+
+
 def local_path(location: Any) -> Path | None:
     """The local filesystem path of ``location`` or ``None`` for stores and URLs."""
     if isinstance(location, StoreRef):

@@ -129,7 +129,8 @@ def test_corrupt_shard_index_is_an_error(tmp_path):
 def test_put_object_is_atomic_on_a_local_store(tmp_path):
     """A unit is written aside and renamed into place: a failed write leaves the previous
     object untouched and no partial file behind."""
-    from voxzarr._chunkwrite import delete_object, get_object, local_root, put_object
+    from voxzarr._chunkwrite import delete_object, get_object, put_object
+    from voxzarr._store import local_root
 
     store = zarr.storage.LocalStore(tmp_path)
     root = local_root(store)

@@ -24,7 +24,6 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 import zarr
-import zarr.storage
 
 from .. import _store
 from .._chunkwrite import chunk_target
@@ -141,7 +140,7 @@ def image_lock(group: zarr.Group) -> Iterator[zarr.Group]:
     generation must be read after the previous writer released the lock.
     """
     store = _store.base_store(group.store)
-    root = _store.local_path(store) if isinstance(store, zarr.storage.LocalStore) else None
+    root = _store.local_root(store)
     # memory stores print as memory://<id of their contents>, remote ones as their URL
     key = os.path.realpath(root / group.path) if root is not None else f"{store}/{group.path}"
     with _LOCKS_GUARD:
@@ -216,7 +215,7 @@ def read_meta(harr: zarr.Array, where: str) -> HaloMeta:
     here = f"{where.rstrip('/')}/{harr.path}"
     meta = HaloMeta.from_dict(harr.attrs.asdict().get(VOXZARR_KEY), path=here)
     layout = meta.layout
-    stored = tuple(getattr(harr, "shards", None) or harr.chunks)  # one block per object
+    stored = tuple(harr.shards or harr.chunks)  # one block per object
     if tuple(harr.shape) != layout.stored_shape or stored != layout.block_shape:
         raise MetadataError(f"array shape {harr.shape} / blocks {stored} do not match "
                             f"the recorded layout ({layout.stored_shape} / "

@@ -46,7 +46,8 @@ import zarr
 from zarr.core.buffer import default_buffer_prototype
 
 from .. import _store
-from .._chunkwrite import Layout, delete_object, get_object, layout, local_root, put_object
+from .._chunkwrite import Layout, delete_object, get_object, layout, put_object
+from .._store import local_root
 from ..errors import ChunkError
 from .plan import Phase
 
@@ -57,8 +58,8 @@ __all__ = [
     "active_client",
     "copy_region",
     "reader_for",
-    "run_phase",
     "malloc_tuned",
+    "run_phase",
     "settle_malloc",
     "tune_malloc",
     "zarr_backing",
